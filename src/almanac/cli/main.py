@@ -1,0 +1,67 @@
+"""Entry point of the `almanac` command: parse, load settings, run one command, map errors to exit codes.
+
+Exit codes: 0 success; 1 the command ran but some inputs failed (listed); 2 the command could not run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from almanac import __version__
+from almanac.core.errors import AlmanacError
+from almanac.core.settings import Settings
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser with every command registered."""
+    from almanac.cli import index_cmd
+
+    parser = argparse.ArgumentParser(prog="almanac", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"almanac {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="-v info, -vv debug logs")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    index_cmd.register(sub)
+    for name in ("serve_cmd", "keys_cmd", "finetune_cmd"):
+        module = _optional_module(name)
+        if module is not None:
+            module.register(sub)
+    return parser
+
+
+def _optional_module(name: str):
+    import importlib
+
+    try:
+        return importlib.import_module(f"almanac.cli.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"almanac.cli.{name}":
+            raise
+        return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is downloaded at run time
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    args = build_parser().parse_args(argv)
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    for noisy in ("bm25s", "httpx", "sentence_transformers", "transformers"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING) if args.verbose < 2 else level)
+    try:
+        return int(args.func(args, Settings()))
+    except AlmanacError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; committed work is kept, re-run to continue", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

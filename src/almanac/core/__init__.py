@@ -1,0 +1,1 @@
+"""What every side shares: settings, domain types, errors, ports and the components behind them."""

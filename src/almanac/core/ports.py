@@ -1,0 +1,72 @@
+"""Ports: the small Protocols the rest of Almanac talks to. Real components and test fakes both fit."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Protocol
+
+import numpy as np
+
+from almanac.core.types import ChatMessage, Completion
+
+
+class Tokenizer(Protocol):
+    """Counts tokens and gives each token's character span; the chunker needs nothing more."""
+
+    def offsets(self, text: str) -> list[tuple[int, int]]:
+        """Character (start, end) of each token of `text`, without special tokens."""
+        ...
+
+
+class Embedder(Protocol):
+    """Turns texts into L2-normalised float32 vectors of a fixed dimension."""
+
+    model_name: str
+    dimension: int
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Shape (len(texts), dimension), dtype float32, each row of unit length."""
+        ...
+
+    @property
+    def tokenizer(self) -> Tokenizer:
+        """The tokenizer whose tokens the model sees (chunk sizes are counted in these)."""
+        ...
+
+
+class VectorIndex(Protocol):
+    """Inner-product search over int64-labelled vectors."""
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Add vectors under the given int64 ids."""
+        ...
+
+    def remove(self, ids: np.ndarray) -> None:
+        """Remove ids (unknown ids are ignored)."""
+        ...
+
+    def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, ids), each of shape (len(vectors), k); missing slots have id -1."""
+        ...
+
+    def __len__(self) -> int:
+        """Live vectors (tombstoned ones excluded)."""
+        ...
+
+
+class ChatModel(Protocol):
+    """A chat model, optionally with a LoRA adapter chosen per call."""
+
+    name: str
+
+    def complete(
+        self, messages: Sequence[ChatMessage], max_tokens: int, adapter: str | None = None
+    ) -> Completion:
+        """Generate a whole reply."""
+        ...
+
+    def stream(
+        self, messages: Sequence[ChatMessage], max_tokens: int, adapter: str | None = None
+    ) -> Iterator[str]:
+        """Generate a reply piece by piece."""
+        ...

@@ -1,0 +1,1 @@
+"""QA generation from the corpus, curation, LoRA training, evaluation and the adapter registry."""

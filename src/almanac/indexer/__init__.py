@@ -1,0 +1,1 @@
+"""Documents and database rows -> chunks -> vectors -> catalog + FAISS index (the only writer)."""

@@ -1,0 +1,187 @@
+"""The indexing pipeline shared by the CLI and the server's jobs.
+
+files or table rows -> read -> chunk -> skip what is unchanged -> embed in batches -> catalog + index
+
+Unchanged content costs a stat (same size and mtime) or a hash (same bytes); nothing is re-embedded or
+republished for it. Each bad input becomes one line in the report; the rest of the batch is indexed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from almanac.core.catalog import Catalog, DocState
+from almanac.core.catalog_schema import CollectionRow
+from almanac.core.errors import AlmanacError
+from almanac.core.index_store import IndexStore
+from almanac.core.ports import Embedder
+from almanac.core.settings import Settings
+from almanac.core.source_db import SourceDatabase, render_row
+from almanac.core.types import Section
+from almanac.indexer.batch_writer import BatchWriter, PendingDocument
+from almanac.indexer.chunker import Chunker
+from almanac.indexer.readers import SUPPORTED_SUFFIXES, iter_files, read_bytes
+from almanac.indexer.report import IngestReport, NullProgress, Progress
+
+log = logging.getLogger(__name__)
+
+
+def sha256(data: bytes) -> str:
+    """Hex sha256 of bytes."""
+    return hashlib.sha256(data).hexdigest()
+
+
+class Indexer:
+    """Ingests files and table rows into a collection. Callers hold the WriterLock around it."""
+
+    def __init__(
+        self, settings: Settings, catalog: Catalog, embedder: Embedder, progress: Progress | None = None
+    ) -> None:
+        self.settings, self.catalog, self.embedder = settings, catalog, embedder
+        self.store = IndexStore(settings.index_dir, settings.index)
+        self.chunker = Chunker(
+            embedder.tokenizer, settings.chunking.size_tokens, settings.chunking.overlap_tokens
+        )
+        self.progress = progress or NullProgress()
+
+    def _collection(self, name: str) -> CollectionRow:
+        return self.catalog.ensure_collection(
+            name, self.embedder.model_name, self.embedder.dimension, self.settings.index.kind
+        )
+
+    @contextmanager
+    def _writer(self, collection: str) -> Iterator[tuple[BatchWriter, IngestReport]]:
+        started = time.perf_counter()
+        report = IngestReport()
+        writer = BatchWriter(
+            self.catalog,
+            self.store,
+            self.embedder,
+            self._collection(collection),
+            report,
+            self.progress,
+            self.settings.ingest.commit_chunks,
+        )
+        yield writer, report
+        writer.flush()
+        report.version = writer.version
+        report.seconds = time.perf_counter() - started
+
+    # -- files -----------------------------------------------------------------------------------
+    def ingest_paths(self, paths: Sequence[Path], collection: str, prune: bool = False) -> IngestReport:
+        """Index files and folders (recursively); with `prune`, drop documents whose files are gone."""
+        missing = [p for p in paths if not p.exists()]
+        files = sorted(set(iter_files([p for p in paths if p.exists()])))
+        self.progress.start(len(files))
+        with self._writer(collection) as (writer, report):
+            report.failed.extend((str(p), "no such file or folder; check the path") for p in missing)
+            states = self.catalog.document_states(writer.collection.id)
+            for path in files:
+                self._ingest_file(path, states, writer, report)
+                self.progress.advance(items=1)
+            if prune:
+                self._prune(states, writer, report)
+        return report
+
+    def _ingest_file(
+        self, path: Path, states: dict[str, DocState], writer: BatchWriter, report: IngestReport
+    ) -> None:
+        source = str(path.resolve())
+        if path.suffix.lower() not in SUPPORTED_SUFFIXES:
+            report.unsupported[path.suffix.lower()] += 1
+            return
+        try:
+            stat = path.stat()
+            known = states.get(source)
+            if known and known.size == stat.st_size and known.mtime == stat.st_mtime:
+                report.unchanged += 1
+                return
+            data = path.read_bytes()
+            digest = sha256(data)
+            if known and known.content_hash == digest:
+                writer.touch(known.id, stat.st_mtime, stat.st_size)
+                report.unchanged += 1
+                return
+            doc = read_bytes(path.name, data, self.settings.ingest.max_file_bytes)
+        except (AlmanacError, OSError) as exc:
+            report.failed.append((source, str(exc)))
+            log.warning("event=file_failed source=%s reason=%s", source, exc)
+            return
+        chunks = self.chunker.chunk(doc.sections)
+        writer.add(
+            PendingDocument(
+                source,
+                "document",
+                doc.title,
+                digest,
+                stat.st_mtime,
+                stat.st_size,
+                chunks,
+                is_new=known is None,
+            )
+        )
+
+    def _prune(self, states: dict[str, DocState], writer: BatchWriter, report: IngestReport) -> None:
+        for source in states:
+            if not source.startswith("db://") and not Path(source).exists():
+                writer.delete(source)
+                report.removed += 1
+
+    # -- rows ------------------------------------------------------------------------------------
+    def ingest_tables(self, db: SourceDatabase, tables: Sequence[str], collection: str) -> IngestReport:
+        """Index allow-listed tables row by row; changed rows are re-embedded, deleted rows removed."""
+        self.progress.start(None)
+        with self._writer(collection) as (writer, report):
+            for table in tables:
+                try:
+                    self._ingest_table(db, table, writer, report)
+                except AlmanacError as exc:
+                    report.failed.append((f"{db.name}.{table}", str(exc)))
+                    log.warning("event=table_failed table=%s reason=%s", table, exc)
+        return report
+
+    def _ingest_table(
+        self, db: SourceDatabase, table: str, writer: BatchWriter, report: IngestReport
+    ) -> None:
+        info = db.check_table(table)
+        states = self.catalog.document_states(writer.collection.id, prefix=f"db://{db.name}/{info.name}/")
+        seen: set[str] = set()
+        for key, row in db.iter_rows(info.name, self.settings.ingest.row_batch):
+            uri = key.uri()
+            seen.add(uri)
+            text = render_row(info.name, row)
+            digest = sha256(text.encode())
+            known = states.get(uri)
+            self.progress.advance(items=1)
+            if known and known.content_hash == digest:
+                report.unchanged += 1
+                continue
+            locator = f"{info.name} " + ",".join(f"{c}={v}" for c, v in key.key)
+            chunks = self.chunker.chunk([Section(text, locator)])
+            writer.add(
+                PendingDocument(
+                    uri, "row", f"{info.name} row", digest, 0.0, len(text), chunks, is_new=known is None
+                )
+            )
+        for uri in states.keys() - seen:
+            writer.delete(uri)
+            report.removed += 1
+
+    # -- deletes ---------------------------------------------------------------------------------
+    def delete(self, sources: Sequence[str], collection: str) -> IngestReport:
+        """Remove documents by source (a path is matched by its resolved form too)."""
+        with self._writer(collection) as (writer, report):
+            states = self.catalog.document_states(writer.collection.id)
+            for source in sources:
+                match = source if source in states else str(Path(source).resolve())
+                if match in states:
+                    writer.delete(match)
+                    report.removed += 1
+                else:
+                    report.failed.append((source, "not in this collection; `almanac status` lists sources"))
+        return report

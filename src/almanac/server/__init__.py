@@ -1,0 +1,1 @@
+"""FastAPI app: retrieval, SQL lookups, answering, OpenAI compatibility, jobs."""
