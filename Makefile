@@ -25,7 +25,7 @@ install: $(STAMP)
 run: install
 	@test -f $(ALMANAC_HOME)/samples.db || (mkdir -p $(ALMANAC_HOME) && $(PY) samples/sample_db.py $(ALMANAC_HOME)/samples.db)
 	@$(ALMANAC) status --json | $(PY) -c 'import json,sys; sys.exit(0 if any(c["chunks"] for c in json.load(sys.stdin)["collections"]) else 1)' \
-	  || ($(ALMANAC) ingest samples/docs && $(ALMANAC) ingest-db sqlite:///$(ALMANAC_HOME)/samples.db --name samples --table bikes --table stores)
+	  || ($(ALMANAC) ingest samples/documents && $(ALMANAC) ingest-db sqlite:///$(ALMANAC_HOME)/samples.db --name samples --table bikes --table stores)
 	$(ALMANAC) serve --host 127.0.0.1 --port 8000
 
 test: install

@@ -13,8 +13,10 @@ from sqlalchemy.engine import make_url
 from almanac.cli.progress_bar import ProgressBar
 from almanac.cli.wiring import build_indexer, build_retriever, open_catalog
 from almanac.core.errors import InputError
+from almanac.core.index_store import IndexStore
 from almanac.core.settings import Settings
 from almanac.core.source_db import SourceDatabase, mask_url
+from almanac.indexer.consistency import check_collection
 from almanac.indexer.report import IngestReport
 from almanac.indexer.writer_lock import WriterLock
 
@@ -44,6 +46,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("status", help="collections, counts and index versions")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("check", help="verify that each collection's index agrees with the catalog")
+    p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("search", help="hybrid search without generation")
     p.add_argument("query")
@@ -130,6 +135,20 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
             f"model {s.embedding_model} ({s.dimension}d)"
         )
     return 0
+
+
+def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
+    """Report collections whose published index disagrees with the catalog."""
+    catalog = open_catalog(settings)
+    store = IndexStore(settings.index_dir, settings.index)
+    bad = 0
+    for name in catalog.collection_names():
+        problems = check_collection(catalog, store, name)
+        bad += bool(problems)
+        print(f"{name}: " + ("ok" if not problems else "; ".join(problems)))
+    if bad:
+        print("run `almanac ingest` on any path to publish a repaired index (rebuilt from the catalog)")
+    return 1 if bad else 0
 
 
 def cmd_search(args: argparse.Namespace, settings: Settings) -> int:

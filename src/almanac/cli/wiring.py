@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 from almanac.core.catalog import Catalog
+from almanac.core.chat_model import TransformersChatModel
+from almanac.core.chat_model import build_chat_model as _build_chat_model
 from almanac.core.embedder import HashingEmbedder, SentenceTransformerEmbedder
 from almanac.core.embedder import build_embedder as _build_embedder
 from almanac.core.index_store import IndexStore
 from almanac.core.settings import Settings
 from almanac.indexer.pipeline import Indexer
 from almanac.indexer.report import Progress
+from almanac.server.answering import AnswerService
+from almanac.server.lazy_chat_model import LazyChatModel
+from almanac.server.model_queue import ModelQueue
 from almanac.server.retrieval import Retriever
+from almanac.server.services import build_registry, default_adapter_reader
+from almanac.server.source_registry import SourceRegistry
 
 
 def open_catalog(settings: Settings) -> Catalog:
@@ -33,3 +40,21 @@ def build_retriever(settings: Settings, catalog: Catalog | None = None) -> Retri
     catalog = catalog or open_catalog(settings)
     store = IndexStore(settings.index_dir, settings.index)
     return Retriever(catalog, build_embedder(settings), store, settings.retrieval)
+
+
+def build_chat_model(settings: Settings) -> TransformersChatModel:
+    """The configured chat model (the embedded SmolLM2 by default), with its default adapter loaded."""
+    return _build_chat_model(settings)
+
+
+def build_answerer(settings: Settings, catalog: Catalog | None = None) -> AnswerService:
+    """Answering as the server does it (retrieval, live rows, prompt, chat model), for CLI use.
+
+    `answerer.answer(Ask(question, collection, adapter=NAME))` blocks until the answer is generated.
+    """
+    catalog = catalog or open_catalog(settings)
+    retriever = build_retriever(settings, catalog)
+    chat = LazyChatModel.of(build_chat_model(settings))
+    queue = ModelQueue(settings.server.queue_size)
+    default = default_adapter_reader(settings, build_registry(settings))
+    return AnswerService(retriever.search, chat, queue, SourceRegistry(catalog), settings, default)

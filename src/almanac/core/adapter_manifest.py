@@ -87,7 +87,12 @@ class AdapterManifest:
         if missing:
             raise InputError(f"adapter manifest {path} lacks text fields {missing}; retrain or fix it")
         manifest = cls(**{key: value for key, value in data.items() if key in known})
-        if not isinstance(manifest.hyperparameters, dict) or not isinstance(manifest.complete, bool):
+        loss = manifest.validation_loss
+        if (
+            not isinstance(manifest.hyperparameters, dict)
+            or not isinstance(manifest.complete, bool)
+            or not (loss is None or isinstance(loss, int | float))
+        ):
             raise InputError(f"adapter manifest {path} has fields of the wrong type; retrain or fix it")
         return manifest
 

@@ -100,6 +100,8 @@ def _converted_smollm2(models_dir: Path) -> Path:
         tmp = Path(tempfile.mkdtemp(dir=models_dir, prefix=f".{SMOLLM2}.tmp-"))
         try:
             _convert_gguf(embedded_smollm2_gguf(), tmp)
+            for path in (tmp, *tmp.iterdir()):  # mkdtemp makes it private; a model cache is shareable
+                path.chmod(0o755 if path.is_dir() else 0o644)
             os.replace(tmp, target)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)

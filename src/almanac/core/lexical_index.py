@@ -136,7 +136,9 @@ class LexicalIndex:
             ) from exc
         expected = {"format": _FORMAT, "tokenizer": TOKENIZER_VERSION, "documents": len(ids)}
         if any(meta.get(key) != value for key, value in expected.items()) or ids.dtype != np.int64:
-            raise IndexMismatchError(f"lexical index {folder} is outdated or inconsistent ({meta}); rebuild it")
+            raise IndexMismatchError(
+                f"lexical index {folder} is outdated or inconsistent ({meta}); rebuild it"
+            )
         if bm25 is not None and bm25.scores["num_docs"] != len(ids):
             raise IndexMismatchError(f"lexical index {folder} has mismatched BM25 arrays; rebuild it")
         return cls(ids, bm25)

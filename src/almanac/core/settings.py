@@ -90,7 +90,13 @@ class ServerSettings(BaseModel):
     queue_size: int = Field(16, ge=1)
     lookup_row_cap: int = 100
     lookup_timeout_ms: int = 2000
-    lookup_tables: list[str] = Field(default_factory=list, description="allow-list 'source.table' or 'table'")
+    lookup_tables: list[str] = Field(
+        default_factory=list,
+        description="allow-list 'source.table' or 'table', optionally with columns: 'source.table:col1,col2'",
+    )
+    job_roots: list[Path] = Field(
+        default_factory=list, description="folders POST /v1/jobs may ingest from; empty: ALMANAC_HOME/inbox"
+    )
 
 
 class Settings(BaseSettings):

@@ -21,6 +21,7 @@ import base64
 import logging
 import math
 import re
+from urllib.parse import unquote
 import sqlite3
 import time as clock
 from collections.abc import Collection, Iterator, Mapping, Sequence
@@ -44,9 +45,9 @@ log = logging.getLogger(__name__)
 
 _KEY_BATCH = 500  # keys per re-read statement: keeps bound parameters far under driver limits
 _NAMES_SHOWN = 50  # tables listed in an "unknown table" message
+_MYSQL_DIALECTS = {"mysql", "mariadb"}  # mariadb+pymysql:// names its dialect "mariadb"
 _MYSQL_TIMEOUT_ERRNOS = {1969, 3024}  # MariaDB max_statement_time, MySQL max_execution_time
 _URI = re.compile(r"db://(?P<source>[^/]+)/(?P<table>[^/]+)/(?P<key>.+)", re.DOTALL)
-_PAIR_SPLIT = re.compile(r",(?=[^,=]+=)")  # a comma followed by the next `col=`
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,9 @@ class SourceDatabase:
         reflected = self._tables[table]
         stmt = sa.select(reflected).order_by(*(reflected.c[k] for k in info.primary_key))
         with self.read_only() as conn:
-            result = conn.execute(stmt, execution_options={"stream_results": True, "yield_per": batch})
+            result = conn.execute(
+                stmt, execution_options={"stream_results": True, "yield_per": max(1, batch)}
+            )
             for row in result.mappings():
                 values = dict(row)
                 yield RowKey(self.name, table, tuple((k, values[k]) for k in info.primary_key)), values
@@ -132,7 +135,7 @@ class SourceDatabase:
             if column not in allowed:
                 raise InputError(
                     f"column {column!r} cannot be used to look up {table!r}; "
-                    f"allowed columns: {', '.join(sorted(allowed))}"
+                    f"allowed columns: {', '.join(sorted(allowed)) or '(none)'}"
                 )
             if value is not None and not isinstance(value, str | int | float | bool):
                 raise InputError(f"lookup values must be text, numbers, booleans or null; {column!r} is not")
@@ -182,7 +185,7 @@ class SourceDatabase:
                 conn.execute(
                     sa.text("SELECT set_config('statement_timeout', :ms, true)"), {"ms": str(timeout_ms)}
                 )
-        elif self.dialect == "mysql":
+        elif self.dialect in _MYSQL_DIALECTS:
             if timeout_ms is not None:
                 name, value = _mysql_timeout(conn, timeout_ms)
                 conn.execute(sa.text(f"SET SESSION {name} = :value"), {"value": value})  # name: a constant
@@ -198,8 +201,9 @@ class SourceDatabase:
         if timeout_ms is None or conn.invalidated:
             return
         try:
-            if self.dialect == "mysql":
-                conn.exec_driver_sql(f"SET SESSION {_mysql_timeout(conn, 0)[0]} = DEFAULT")
+            if self.dialect in _MYSQL_DIALECTS:
+                name, _ = _mysql_timeout(conn, 0)
+                conn.exec_driver_sql(f"SET SESSION {name} = DEFAULT")
             elif self.dialect == "sqlite":
                 conn.connection.dbapi_connection.set_progress_handler(None, 0)  # type: ignore[union-attr]
         except DBAPIError:
@@ -208,7 +212,7 @@ class SourceDatabase:
     def _read_error(self, exc: DBAPIError, timeout_ms: int | None) -> SourceError:
         orig = exc.orig
         errno = orig.args[0] if orig is not None and orig.args else None
-        if (
+        if timeout_ms is not None and (
             getattr(orig, "sqlstate", None) == "57014"  # PostgreSQL query_canceled
             or errno in _MYSQL_TIMEOUT_ERRNOS
             or (isinstance(orig, sqlite3.OperationalError) and "interrupted" in str(orig))
@@ -282,7 +286,7 @@ def _create_engine(url: str, connect_timeout_s: float, masked: str) -> Engine:
     except (ArgumentError, ImportError) as exc:
         raise SourceError(
             f"cannot open source URL {masked}: {exc}; use dialect+driver://user:password@host:port/database "
-            "(postgresql+psycopg, mysql+pymysql, sqlite) and install its driver (pip install 'almanac[pg]')"
+            "(postgresql+psycopg, mysql+pymysql, sqlite); install drivers with almanac[pg] or almanac[mysql]"
         ) from exc
     if backend == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_query_only)
@@ -361,7 +365,10 @@ def _json_value(value: Any) -> Any:
 
 
 def render_row(table: str, row: Mapping[str, Any]) -> str:
-    """One row as one line of text, for embedding and prompts; None is ``null``, whitespace runs collapse.
+    """One row as one line of text, for embedding and prompts.
+
+    None is ``null``, whitespace runs (newlines too) become one space, Decimals drop trailing zeros, binary
+    values show only their size, anything else is ``str(value)``.
 
     >>> render_row("bikes", {"id": 3, "name": "Trail 29", "weight_kg": 12.5})
     'table: bikes | id: 3 | name: Trail 29 | weight_kg: 12.5'
@@ -375,6 +382,8 @@ def _cell(value: Any) -> str:
         return "null"
     if isinstance(value, bytes | bytearray | memoryview):
         return f"<{len(value)} bytes>"  # binary says nothing to a language model
+    if isinstance(value, Decimal):  # SQLite NUMERIC comes back as 12.5000000000
+        return format(value.normalize(), "f")
     return " ".join(str(value).split())
 
 
@@ -388,21 +397,19 @@ def mask_url(url: str) -> str:
         parsed = make_url(url)
     except ArgumentError:
         return re.sub(r"(://[^:/@]*:).*@", r"\1***@", url)  # unparsable: mask up to the last '@'
-    if "password" in parsed.query:
-        parsed = parsed.update_query_dict({"password": "***"})
-    return parsed.render_as_string(hide_password=True)
+    if "password" in parsed.query:  # libpq also takes ?password=...
+        parsed = parsed.update_query_dict({"password": "MASKED"})
+    return parsed.render_as_string(hide_password=True).replace("password=MASKED", "password=***")
 
 
 def row_key_from_uri(uri: str) -> RowKey:
     """Parse ``db://SOURCE/TABLE/col=val,col=val`` (`RowKey.uri`) back; values come back as strings.
 
-    A value holding ``,name=`` cannot be told from the next column (RowKey.uri does not escape).
-
-    >>> row_key_from_uri("db://shop/parts/bike_id=3,slot=front").key
-    (('bike_id', '3'), ('slot', 'front'))
+    >>> row_key_from_uri("db://shop/parts/bike_id=3,slot=front%2Cleft").key
+    (('bike_id', '3'), ('slot', 'front,left'))
     """
     match = _URI.fullmatch(uri)
-    pairs = [part.partition("=") for part in _PAIR_SPLIT.split(match["key"])] if match else []
-    if not pairs or any(not column or not sep for column, sep, _ in pairs):
+    pairs = [part.partition("=") for part in match["key"].split(",")] if match else []
+    if not match or not pairs or any(not column or not sep for column, sep, _ in pairs):
         raise InputError(f"{uri!r} is not a row address; expected db://SOURCE/TABLE/column=value,...")
-    return RowKey(match["source"], match["table"], tuple((c, v) for c, _, v in pairs))  # type: ignore[index]
+    return RowKey(match["source"], match["table"], tuple((unquote(c), unquote(v)) for c, _, v in pairs))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Literal
+from urllib.parse import quote
 
 SourceKind = Literal["document", "row"]
 
@@ -73,8 +74,11 @@ class RowKey:
     key: tuple[tuple[str, object], ...]
 
     def uri(self) -> str:
-        """Stable text form, used as the document's `source`: ``db://SOURCE/TABLE/col=val,col=val``."""
-        parts = ",".join(f"{col}={val}" for col, val in self.key)
+        """Stable text form, used as the document's `source`: ``db://SOURCE/TABLE/col=val,col=val``.
+
+        Values are percent-encoded so that any value round-trips (``a,b=c`` -> ``a%2Cb%3Dc``).
+        """
+        parts = ",".join(f"{quote(str(col), safe='')}={quote(str(val), safe='')}" for col, val in self.key)
         return f"db://{self.source}/{self.table}/{parts}"
 
 

@@ -9,11 +9,10 @@ Readers search a snapshot while the writer mutates a `copy()` and publishes it w
     >>> ids.tolist(), len(index)
     ([[7, -1]], 1)
 
-Kinds: ``flat`` is IndexIDMap2 over IndexFlatIP (exact; remove_ids works). ``hnsw`` is IndexHNSWFlat under
-IndexIDMap2; HNSW cannot remove, so removed ids become tombstones filtered out at search time, and
-`needs_rebuild()` says when they cost too much. ``ivf`` is IndexIVFFlat, trained by `build_index`; with too
-few vectors to train it falls back to flat. A file is one .npz (no pickle): the serialized FAISS index, the
-tombstones and a small JSON meta.
+Kinds: ``flat`` (IndexIDMap2 over IndexFlatIP, exact), ``hnsw`` (IndexHNSWFlat under IndexIDMap2; it cannot
+remove, so removed ids are tombstones filtered out at search time until `needs_rebuild()`), ``ivf``
+(IndexIVFFlat trained by `build_index`, flat until there are enough vectors to train). A file is one .npz
+(no pickle): the serialized FAISS index, the tombstones and a JSON meta.
 """
 
 from __future__ import annotations
@@ -39,6 +38,10 @@ MAX_K = 16_384
 GPU_MAX_K = 2048  # FAISS GPU search limit; larger k is served by the CPU index
 _FORMAT = 1
 _EPOCH = (1980, 1, 1, 0, 0, 0)  # fixed zip timestamps: the same index always gives the same bytes
+
+
+def _stale(problem: str) -> IndexMismatchError:
+    return IndexMismatchError(f"{problem}; the index is a derived cache: rebuild it from the catalog")
 
 
 def _want_gpu(settings: IndexSettings) -> bool:
@@ -69,10 +72,7 @@ def _check_vectors(vectors: np.ndarray, dimension: int) -> np.ndarray:
     if arr.ndim != 2:
         raise InputError(f"vectors must have shape (n, {dimension}), got {arr.shape}; use v[None, :] for one")
     if arr.shape[1] != dimension:
-        raise IndexMismatchError(
-            f"vectors have dimension {arr.shape[1]} but the index has {dimension}; the embedding model "
-            "changed: rebuild the index from the catalog with the model that built it"
-        )
+        raise _stale(f"vectors have dimension {arr.shape[1]} but the index has {dimension} (model changed?)")
     if not np.isfinite(arr).all():
         raise InputError("vectors contain NaN or infinity; check the embedder output")
     return np.ascontiguousarray(arr)
@@ -91,7 +91,7 @@ def _kind_of(index: faiss.Index) -> str:
         return "hnsw"
     if isinstance(inner, faiss.IndexFlat):
         return "flat"
-    raise IndexMismatchError(f"unexpected FAISS index type {type(index).__name__}; rebuild from the catalog")
+    raise _stale(f"unexpected FAISS index type {type(index).__name__}")
 
 
 class FaissIndex:
@@ -102,7 +102,7 @@ class FaissIndex:
         if dimension < 1:
             raise ConfigError(f"index dimension must be >= 1, got {dimension}")
         if settings.kind == "ivf":
-            log.info("index_fallback wanted=ivf kind=flat reason=untrained min_vectors=%d", MIN_POINTS_PER_LIST)
+            log.info("index_fallback wanted=ivf kind=flat reason=untrained need=%d", MIN_POINTS_PER_LIST)
         kind = "hnsw" if settings.kind == "hnsw" else "flat"
         self._setup(_new_faiss(kind, dimension, settings), settings, np.empty(0, np.int64))
 
@@ -162,7 +162,7 @@ class FaissIndex:
             raise InputError("duplicate ids in one add call; each vector needs its own id")
         clash = ids[np.isin(ids, self._stored_ids())]
         if clash.size:
-            hint = "rebuild the index first (HNSW keeps removed ids)" if self.kind == "hnsw" else "remove them"
+            hint = "rebuild first (HNSW keeps removed ids)" if self.kind == "hnsw" else "remove them first"
             raise InputError(f"{clash.size} ids are already in the index (first {clash[0]}); {hint}")
         if ids.size:
             self._index.add_with_ids(vectors, ids)
@@ -202,7 +202,9 @@ class FaissIndex:
             return self._scan_hnsw_storage(vectors, fetch)
         if not self._tombstones.size:
             return self._index.search(vectors, fetch)
-        params = faiss.SearchParametersHNSW(sel=self._live_selector[1], efSearch=self._settings.hnsw_ef_search)
+        params = faiss.SearchParametersHNSW(
+            sel=self._live_selector[1], efSearch=self._settings.hnsw_ef_search
+        )
         return self._index.search(vectors, fetch, params=params)
 
     def _scan_hnsw_storage(self, vectors: np.ndarray, fetch: int) -> tuple[np.ndarray, np.ndarray]:
@@ -277,13 +279,10 @@ class FaissIndex:
         try:
             data = Path(path).read_bytes()
         except OSError as exc:
-            raise IndexMismatchError(f"cannot read index file {path} ({exc}); rebuild it from the catalog") from exc
+            raise _stale(f"cannot read index file {path} ({exc})") from exc
         digest = hashlib.sha256(data).hexdigest()
         if expected_sha256 is not None and digest != expected_sha256.lower():
-            raise IndexMismatchError(
-                f"index file {path} has sha256 {digest} but the catalog records {expected_sha256}; the file "
-                "is stale or corrupt: rebuild the index from the catalog (it is a derived cache)"
-            )
+            raise _stale(f"index file {path} has sha256 {digest}, the catalog records {expected_sha256}")
         index, tombstones = _read_archive(data, path)
         return cls._wrap(index, settings or IndexSettings(), tombstones)
 
@@ -295,11 +294,10 @@ def _read_archive(data: bytes, path: Path) -> tuple[faiss.Index, np.ndarray]:
             raw, tombstones = archive["index"], archive["tombstones"]
         index = faiss.deserialize_index(raw)
     except (OSError, ValueError, KeyError, RuntimeError, zipfile.BadZipFile) as exc:
-        raise IndexMismatchError(
-            f"index file {path} is unreadable ({exc}); rebuild the index from the catalog"
-        ) from exc
-    if meta.get("format") != _FORMAT or meta.get("dimension") != index.d or meta.get("kind") != _kind_of(index):
-        raise IndexMismatchError(f"index file {path} has inconsistent meta {meta}; rebuild it from the catalog")
+        raise _stale(f"index file {path} is unreadable ({exc})") from exc
+    expected = {"format": _FORMAT, "dimension": index.d, "kind": _kind_of(index)}
+    if any(meta.get(key) != value for key, value in expected.items()):
+        raise _stale(f"index file {path} has inconsistent meta {meta}")
     return index, tombstones
 
 

@@ -16,7 +16,7 @@ import logging
 import random
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from tqdm.auto import tqdm
 
@@ -43,6 +43,11 @@ class GenerationConfig:
     sycophancy_fraction: float = 0.25
     top_k: int = 5
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        counts = (self.questions_per_chunk, self.rows_per_chunk, self.top_k, self.max_chunks or 1)
+        if min(counts) < 1 or not all(0 <= f <= 1 for f in (self.refusal_fraction, self.sycophancy_fraction)):
+            raise InputError("generation counts must be at least 1 and fractions within [0, 1]")
 
 
 @dataclass(slots=True)
@@ -108,13 +113,15 @@ class Generator:
         for draft in drafts:
             qa, sycophancy = draft_records(chunk, draft)
             result.records.append(qa)
-            if _normal(draft.wrong_answer) != _normal(draft.answer):
-                if self._rng.random() < self.config.sycophancy_fraction:
-                    result.records.append(sycophancy)
+            distinct = _normal(draft.wrong_answer) != _normal(draft.answer)
+            if distinct and self._rng.random() < self.config.sycophancy_fraction:
+                result.records.append(sycophancy)
             if self.retriever is not None and self._rng.random() < self.config.refusal_fraction:
                 context = refusal_context(qa, self.retriever, collection, self.config.top_k)
-                if context:
-                    result.records.append(QARecord("refusal", *_refusal_fields(qa), context))
+                if context:  # the refusal keeps the withheld answer so curation can re-check the context
+                    result.records.append(
+                        replace(qa, kind="refusal", rationale="", context=context, target="")
+                    )
 
     def run(self, chunks: Sequence[ChunkRecord], collection: str, progress: bool = True) -> GenerationResult:
         """Records for the chunks of `collection`; raises InputError when there are none to work from."""
@@ -124,14 +131,19 @@ class Generator:
                 "(`almanac ingest PATH --collection C`)"
             )
         picked = pick_chunks(chunks, self.config.max_chunks, self.config.seed)
+        self._rng = random.Random(self.config.seed)  # each run draws the same choices
         result = GenerationResult()
         for chunk in tqdm(picked, desc="generate", unit="chunk", disable=not progress):
             if chunk.kind == "row":
                 result.records.extend(row_records(chunk, self.config.rows_per_chunk, self._rng))
             else:
                 self._from_passage(chunk, collection, result)
-        log.info("generated records=%d unparsable=%d passages=%d", len(result.records), result.unparsable,
-                 result.passages)
+        log.info(
+            "generated records=%d unparsable=%d passages=%d",
+            len(result.records),
+            result.unparsable,
+            result.passages,
+        )
         if result.passages and not any(r.kind == "qa" for r in result.records):
             raise ModelError(
                 f"the teacher returned nothing usable for {result.passages} passages "
@@ -139,8 +151,3 @@ class Generator:
                 "(--teacher-model FOLDER or --teacher-url URL)"
             )
         return result
-
-
-def _refusal_fields(qa: QARecord) -> tuple[str, str, str, int, int, str, str]:
-    """The fields a refusal shares with the QA record it came from; its answer is the one withheld."""
-    return qa.question, qa.answer, "", qa.source_chunk_id, qa.document_id, qa.source, qa.passage

@@ -1,12 +1,15 @@
 """The question writer: asks a teacher chat model for QA drafts about a passage and parses its reply.
 
-The teacher is asked for a strict JSON list. Small models often wrap it in prose or code fences, truncate it,
-or emit one object per line, so the parser takes every JSON object it can find that has the four fields and
-counts the rest as unparsable; it never raises on a bad reply:
+The teacher is shown one worked example, then asked for the same line format (``Q:``, ``A:``, ``R:``, ``W:``
+per question), which even a 135M model imitates far more often than JSON. Replies in JSON (a list or
+objects with ``question``, ``answer``, ``rationale``, ``wrong_answer``) are accepted too. Small models still
+return prose, repeat lines or stop half-way, so the parser keeps every complete item it finds and counts the
+rest as unparsable; it never raises on a bad reply:
 
-    >>> parse_drafts('Sure! ```json\\n[{"question": "Q?", "answer": "A", "rationale": "R.", '
-    ...              '"wrong_answer": "B"}, {"question": 3}]```')
-    ([QADraft(question='Q?', answer='A', rationale='R.', wrong_answer='B')], 1)
+    >>> parse_drafts("Q: When?\\nA: at 9\\nR: The sign says 9.\\nW: at 10\\n\\nQ: Who?\\nA: Ada")
+    ([QADraft(question='When?', answer='at 9', rationale='The sign says 9.', wrong_answer='at 10')], 1)
+    >>> parse_drafts('```json [{"question": "Q?", "answer": "A", "rationale": "R.", "wrong_answer": "B"}]```')
+    ([QADraft(question='Q?', answer='A', rationale='R.', wrong_answer='B')], 0)
     >>> parse_drafts("I cannot help with that.")
     ([], 1)
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,19 +31,28 @@ log = logging.getLogger(__name__)
 MAX_FIELD_CHARS = 500  # longer than this is not a short answer or a one-sentence rationale
 
 TEACHER_SYSTEM = (
-    "You write reading-comprehension questions about a passage for training a question-answering assistant. "
-    "Reply with JSON only, no prose."
+    "You write quiz questions about a passage, to train a question-answering assistant. "
+    "Follow the answer format of the example exactly."
 )
 TEACHER_INSTRUCTIONS = (
-    "Write {n} different questions that the passage answers. For each, give:\n"
-    '- "question": a question a user could ask without seeing the passage;\n'
-    '- "answer": the short answer, copied word for word from the passage;\n'
-    '- "rationale": one sentence explaining, from the passage, why that is the answer;\n'
-    '- "wrong_answer": a plausible but false answer that the passage contradicts.\n'
-    'Reply with a JSON list only, like [{{"question": "...", "answer": "...", "rationale": "...", '
-    '"wrong_answer": "..."}}].'
+    "Write {n} different questions that the passage answers. For each question write four lines:\n"
+    "Q: the question, understandable without the passage\n"
+    "A: the short answer, copied word for word from the passage\n"
+    "R: one sentence from the passage's facts explaining the answer\n"
+    "W: a plausible but wrong answer"
+)
+EXAMPLE_PASSAGE = "The Brightwater bridge opened in 1932 and carries two railway tracks over the river Lune."
+EXAMPLE_REPLY = (
+    "Q: When did the Brightwater bridge open?\nA: 1932\nR: The passage says the bridge opened in 1932.\n"
+    "W: 1958\n\nQ: What does the Brightwater bridge carry over the river Lune?\nA: two railway tracks\n"
+    "R: The bridge carries two railway tracks over the river.\nW: a motorway"
 )
 _FIELDS = ("question", "answer", "rationale", "wrong_answer")
+_LINE = re.compile(
+    r"^\s*(?:[-*]\s*|\d+[.)]\s*)?(q|a|r|w|question|answer|rationale|wrong answer|wrong)\s*:\s*(.+?)\s*$",
+    re.IGNORECASE,
+)
+_LINE_KEYS = {"q": "question", "a": "answer", "r": "rationale", "w": "wrong_answer", "wrong": "wrong_answer"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,10 +65,33 @@ class QADraft:
     wrong_answer: str
 
 
+def _request(passage: str, n: int) -> str:
+    return f"Passage:\n<<<\n{passage.strip()}\n>>>\n\n" + TEACHER_INSTRUCTIONS.format(n=n)
+
+
 def teacher_messages(passage: str, n: int) -> list[ChatMessage]:
-    """The request sent to the teacher for `n` drafts about `passage`."""
-    user = f"Passage:\n<<<\n{passage.strip()}\n>>>\n\n" + TEACHER_INSTRUCTIONS.format(n=n)
-    return [ChatMessage("system", TEACHER_SYSTEM), ChatMessage("user", user)]
+    """The request sent to the teacher for `n` drafts about `passage`, after one worked example."""
+    return [
+        ChatMessage("system", TEACHER_SYSTEM),
+        ChatMessage("user", _request(EXAMPLE_PASSAGE, 2)),
+        ChatMessage("assistant", EXAMPLE_REPLY),
+        ChatMessage("user", _request(passage, n)),
+    ]
+
+
+def _line_items(text: str) -> list[dict[str, str]]:
+    """Items of the Q/A/R/W line format; a 'Q:' line (or a repeated key) starts a new item."""
+    items: list[dict[str, str]] = []
+    for line in text.splitlines():
+        match = _LINE.match(line)
+        if match is None:
+            continue
+        name = match.group(1).lower().replace(" ", "_")
+        key = _LINE_KEYS.get(name, name)
+        if key == "question" or not items or key in items[-1]:
+            items.append({})
+        items[-1][key] = match.group(2)
+    return items
 
 
 def _json_values(text: str) -> list[Any]:
@@ -93,6 +129,8 @@ def parse_drafts(reply: str) -> tuple[list[QADraft], int]:
     items: list[Any] = []
     for value in _json_values(reply):
         items.extend(value if isinstance(value, list) else [value])
+    if not items:
+        items = _line_items(reply)
     drafts = [d for d in map(_draft, items) if d is not None]
     unparsable = len(items) - len(drafts)
     return drafts, unparsable if drafts else max(unparsable, 1)

@@ -123,7 +123,7 @@ class QARecord:
 
 
 def iter_json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, object) for each non-blank line; raises InputError for a line that is not a JSON object."""
+    """(line number, object) per non-blank line; InputError for a line that is not a JSON object."""
     if not path.is_file():
         raise InputError(f"no dataset at {path}; run `almanac finetune generate` first or check the path")
     with path.open(encoding="utf-8") as handle:
@@ -148,7 +148,8 @@ def read_records(path: Path) -> list[QARecord]:
         try:
             records.append(QARecord.from_json(data))
         except (KeyError, TypeError, ValueError) as exc:
-            raise InputError(f"{path}:{number}: not a valid QA record ({exc!r}); regenerate the dataset") from exc
+            message = f"{path}:{number}: not a valid QA record ({exc!r}); regenerate the dataset"
+            raise InputError(message) from exc
     return records
 
 

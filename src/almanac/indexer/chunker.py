@@ -15,9 +15,13 @@ in its second half; only a single word longer than the window is ever split.
 from __future__ import annotations
 
 import bisect
+import functools
 import hashlib
+import itertools
 import logging
 from collections.abc import Iterator, Sequence
+
+import numpy as np
 
 from almanac.core.errors import ConfigError
 from almanac.core.ports import Tokenizer
@@ -25,7 +29,7 @@ from almanac.core.types import ChunkDraft, Section
 
 log = logging.getLogger(__name__)
 
-_SENTENCE_END = frozenset(".!?:;")
+_SENTENCE_END = np.array([ord(c) for c in ".!?:;"], dtype=np.uint32)
 
 
 def chunk_hash(text: str, locator: str) -> str:
@@ -64,34 +68,41 @@ class Chunker:
         n = len(spans)
         if n == 0:
             return
-        # cuts[k]: a window may end before token k (k == n: the text end); strong: at a sentence or line end
-        cuts = [k for k in range(1, n) if _is_space(text, spans[k - 1][1]) and spans[k][0] >= spans[k - 1][1]]
-        cuts.append(n)
-        strong = [k for k in cuts if k == n or _ends_sentence(text, spans[k - 1][1])]
-        start = 0
+        cuts, strong = _cut_points(text, spans)
+        start, prev_end = 0, 0
         while start < n:
-            end = self._window_end(start, cuts, strong)
+            end = self._window_end(start, prev_end, cuts, strong)
             yield text[spans[start][0] : spans[end - 1][1]].strip()
             if end >= n:
                 return
-            start = self._next_start(start, end, cuts)
+            start, prev_end = self._next_start(start, end, cuts), end
 
-    def _window_end(self, start: int, cuts: list[int], strong: list[int]) -> int:
-        """The last allowed cut within `size` tokens of `start`; a strong one in the second half wins."""
+    def _window_end(self, start: int, floor: int, cuts: list[int], strong: list[int]) -> int:
+        """The last cut within `size` tokens of `start` and past `floor` (the previous window's end);
+        a strong cut in the second half of the window wins."""
         limit = start + self.size
         best = _last_at_most(strong, limit)
-        if best > start + self.size // 2:
+        if best > max(start + self.size // 2, floor):
             return best
         best = _last_at_most(cuts, limit)
-        if best > start:
+        if best > max(start, floor):
             return best
         return min(limit, cuts[-1])  # one word longer than the window: the only mid-word cut
 
     def _next_start(self, start: int, end: int, cuts: list[int]) -> int:
-        """The word start nearest after `end - overlap` (always past `start`, never past `end`)."""
-        target = max(end - self.overlap, start + 1)
+        """A word start about `overlap` tokens before `end`, late enough that the next window still
+        reaches past `end` by at least one whole word."""
+        next_cut = cuts[bisect.bisect_right(cuts, end)]  # the end of the word after `end`
+        if self.overlap == 0 or next_cut - end > self.size:
+            return end  # no overlap wanted, or the next word alone overflows a window and will be split
+        low = max(start + 1, next_cut - self.size)
+        target = max(end - self.overlap, low)
         i = bisect.bisect_left(cuts, target)
-        return cuts[i] if i < len(cuts) and cuts[i] <= end else end
+        if cuts[i] < end:
+            return cuts[i]  # at most `overlap` tokens of overlap
+        if i > 0 and cuts[i - 1] >= low:
+            return cuts[i - 1]  # the word at the boundary is long: overlap a little more than asked
+        return end
 
 
 def _grouped(sections: Sequence[Section]) -> Iterator[tuple[str, str]]:
@@ -109,13 +120,26 @@ def _grouped(sections: Sequence[Section]) -> Iterator[tuple[str, str]]:
         yield locator, "\n\n".join(parts)
 
 
-def _is_space(text: str, at: int) -> bool:
-    return at >= len(text) or text[at].isspace()
+def _cut_points(text: str, spans: list[tuple[int, int]]) -> tuple[list[int], list[int]]:
+    """Token indices k where a window may end before token k (k == n is the text end): the token before
+    ends at whitespace and the next does not start inside it. `strong` is the subset at a sentence or
+    line end. Vectorised: this runs over every token of every document."""
+    flat = np.fromiter(itertools.chain.from_iterable(spans), dtype=np.int64, count=2 * len(spans))
+    starts, ends = flat[0::2], np.clip(flat[1::2], 0, len(text))
+    # code points with a whitespace sentinel after the text end, so the end counts as a boundary
+    codes = np.append(np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32), 32)
+    after, last = codes[ends], codes[np.maximum(ends - 1, 0)]
+    ok = np.isin(after, _space_codes())
+    ok[:-1] &= starts[1:] >= ends[:-1]
+    ok[-1] = True
+    strong = ok & ((after == ord("\n")) | np.isin(last, _SENTENCE_END) | (ends == len(text)))
+    return (np.flatnonzero(ok) + 1).tolist(), (np.flatnonzero(strong) + 1).tolist()
 
 
-def _ends_sentence(text: str, at: int) -> bool:
-    """The token ending at `at` closes a sentence or a line."""
-    return at >= len(text) or text[at] == "\n" or (at > 0 and text[at - 1] in _SENTENCE_END)
+@functools.cache
+def _space_codes() -> np.ndarray:
+    """Every code point that str.isspace() accepts (all lie below U+3001)."""
+    return np.array([c for c in range(0x3001) if chr(c).isspace()], dtype=np.uint32)
 
 
 def _last_at_most(sorted_values: list[int], limit: int) -> int:

@@ -56,9 +56,11 @@ class ReadDocument:
 def read_document(path: Path, max_bytes: int) -> ReadDocument:
     """Read a file from disk; raises UnsupportedFileError, FileTooLargeError or UnreadableFileError."""
     _check_suffix(path.name)
-    size = path.stat().st_size
-    _check_size(path.name, size, max_bytes)
-    return _parse(path.name, path.read_bytes(), max_bytes)
+    _check_size(path.name, path.stat().st_size, max_bytes)
+    with path.open("rb") as handle:
+        data = handle.read(max_bytes + 1)  # bounded: the file may have grown since stat
+    _check_size(path.name, len(data), max_bytes)
+    return _parse(path.name, data, max_bytes)
 
 
 def read_bytes(name: str, data: bytes, max_bytes: int) -> ReadDocument:
@@ -126,11 +128,11 @@ def _parse(name: str, data: bytes, max_bytes: int) -> ReadDocument:
         return _read_pdf(name, data, stem)
     if suffix == ".docx":
         return _read_docx(name, data, stem, max_bytes)
-    text = tidy(_decode_text(name, data))
+    text = _tidy(_decode_text(name, data))
     return ReadDocument(stem, [Section(text)] if text else [])
 
 
-def tidy(text: str) -> str:
+def _tidy(text: str) -> str:
     """Normalise whitespace: unix newlines, no control characters, single inner spaces (indentation kept),
     no trailing spaces, at most one blank line in a row."""
     text = _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
@@ -173,7 +175,7 @@ class _SectionBuilder:
         self.path.append((level, title))
 
     def text(self, line: str, code: bool = False) -> None:
-        self.lines.append(line.strip("\n") if code else tidy(line))
+        self.lines.append(line.strip("\n") if code else _tidy(line))
 
     def flush(self) -> None:
         text = "\n".join(line for line in self.lines if line.strip()).strip("\n")
@@ -209,16 +211,14 @@ def _read_markdown(text: str, stem: str) -> ReadDocument:
 
 
 def _decode_html(data: bytes) -> str:
+    """By the declared charset (meta tag or XML declaration), else UTF-8; bad bytes become U+FFFD."""
     from bs4.dammit import EncodingDetector
 
     declared = EncodingDetector.find_declared_encoding(data, is_html=True)
-    for encoding in (declared, "utf-8"):
-        if encoding:
-            try:
-                return data.decode(encoding)
-            except (LookupError, UnicodeDecodeError):
-                continue
-    return data.decode("utf-8", errors="replace")
+    try:
+        return data.decode(declared or "utf-8-sig")
+    except (LookupError, UnicodeDecodeError):
+        return data.decode("utf-8", errors="replace")
 
 
 def _is_boilerplate(tag: Any) -> bool:
@@ -280,7 +280,7 @@ def _read_pdf(name: str, data: bytes, stem: str) -> ReadDocument:
                 f"{name}: the PDF is encrypted with a password; save an unprotected copy "
                 "(for example `qpdf --decrypt`) and ingest that"
             )
-        pages = [tidy(page.extract_text() or "") for page in reader.pages]
+        pages = [_tidy(page.extract_text() or "") for page in reader.pages]
         meta_title = (reader.metadata.title if reader.metadata else None) or ""
     except UnreadableFileError:
         raise

@@ -1,0 +1,308 @@
+"""Ingestion benchmark: Almanac vs raw SentenceTransformer.encode vs LlamaIndex, on the Python 3.11 docs.
+
+One run measures, side by side on the same HTML files (bench/corpus.py fetches them):
+  1. ours: `almanac ingest --json FILES` (read, parse, chunk, embed, catalog, FAISS publish) in a child process;
+  2. the same command again with nothing changed (the no-change re-run);
+  3. raw `SentenceTransformer.encode` of exactly the chunk texts our run stored (embed_text of each chunk),
+     same MiniLM folder, batch size and normalisation; it also checks the vectors equal the stored ones;
+  4. LlamaIndex (bench/llamaindex_ingest.py) in its own virtual environment bench/.venv-llamaindex,
+     created here from bench/requirements-llamaindex.txt on first use.
+Throughput excludes model loading on every side; peak RSS is each child's own ru_maxrss.
+
+    .venv/bin/python bench/ingest.py                                  # default subset, writes bench/out/ingest.json
+    .venv/bin/python bench/ingest.py --subset all                     # the whole documentation (long)
+    .venv/bin/python bench/ingest.py --limit-files 10 --skip-llamaindex --profile   # quick look, cProfile of ours
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import platform
+import resource
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import corpus
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+LLAMA_VENV = BENCH / ".venv-llamaindex"
+DEFAULT_SUBSET, DEFAULT_LIMIT = "library", 100
+TARGETS = {"vs_raw": 0.9, "vs_llamaindex": 1.5, "rerun_pct": 5.0}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The bench's command line (the `_ours` and `_raw` modes are its own child processes)."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("mode", nargs="?", default="run", choices=["run", "_ours", "_raw"], help=argparse.SUPPRESS)
+    p.add_argument("--subset", default=DEFAULT_SUBSET, help="'all' or a top folder such as library")
+    p.add_argument("--limit-files", type=int, default=DEFAULT_LIMIT, help="0 for every file of the subset")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--out", type=Path, default=BENCH / "out" / "ingest.json")
+    p.add_argument("--skip-llamaindex", action="store_true")
+    p.add_argument("--profile", action="store_true", help="cProfile our first run into out/ingest_ours.prof")
+    p.add_argument("--files", type=Path, help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def _peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def _cpu_seconds() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+# -- child processes ---------------------------------------------------------------------------------
+def child_ours(args: argparse.Namespace) -> dict:
+    """`almanac ingest --json FILES` in this process, exactly as the console script runs it."""
+    from almanac.cli.main import main as almanac_main
+
+    argv = ["ingest", "--json", *args.files.read_text().splitlines()]
+    out, cpu, started = io.StringIO(), _cpu_seconds(), time.perf_counter()
+    with contextlib.redirect_stdout(out):
+        if args.profile:
+            import cProfile
+
+            profiler = cProfile.Profile()
+            code = profiler.runcall(almanac_main, argv)
+            profiler.dump_stats(str(args.out.parent / "ingest_ours.prof"))
+        else:
+            code = almanac_main(argv)
+    return {
+        "exit_code": code,
+        "report": json.loads(out.getvalue()),
+        "command_seconds": time.perf_counter() - started,
+        "cpu_seconds": _cpu_seconds() - cpu,
+        "peak_rss_mib": _peak_rss_mib(),
+    }
+
+
+def child_raw(args: argparse.Namespace) -> dict:
+    """Raw encode of the chunk texts the catalog holds after our run; checks them against stored vectors."""
+    import numpy as np
+    import sentence_transformers
+    import torch
+    from almanac.core.catalog import Catalog
+    from almanac.core.embedder import embedded_minilm_path, pick_device
+    from almanac.core.settings import Settings
+    from almanac.core.types import ChunkDraft
+    from almanac.indexer.batch_writer import embed_text
+
+    settings = Settings()
+    catalog = Catalog(settings.catalog_url)
+    records = list(catalog.iter_chunks(settings.default_collection))
+    texts = [embed_text(ChunkDraft(r.text, r.locator, r.ordinal, "")) for r in records]
+    collection = catalog.require_collection(settings.default_collection)
+    stored = np.concatenate([v for _, v in catalog.iter_vectors(collection.id)])
+    device = pick_device(settings.embedding.device)
+    model = sentence_transformers.SentenceTransformer(
+        str(embedded_minilm_path()), device=device, local_files_only=True
+    )
+    if device.startswith("cuda"):
+        model.half()  # as SentenceTransformerEmbedder does on a GPU
+    cpu, started = _cpu_seconds(), time.perf_counter()
+    vectors = model.encode(texts, batch_size=args.batch_size, normalize_embeddings=True, convert_to_numpy=True)
+    seconds = time.perf_counter() - started
+    return {
+        "chunks": len(texts),
+        "embedded_chars": sum(map(len, texts)),
+        "seconds": seconds,
+        "cpu_seconds": _cpu_seconds() - cpu,
+        "min_cosine_to_stored": float(np.min(np.sum(vectors.astype(np.float32) * stored, axis=1))),
+        "peak_rss_mib": _peak_rss_mib(),
+        "device": device,
+        "torch_threads": torch.get_num_threads(),
+        "versions": {"torch": torch.__version__, "sentence_transformers": sentence_transformers.__version__},
+    }
+
+
+# -- the parent --------------------------------------------------------------------------------------
+def run_child(command: list[str], env: dict[str, str], log: Path) -> dict:
+    """Run one measured child; its last stdout line is its JSON result, stderr goes to `log`."""
+    load = os.getloadavg()[0]
+    started = time.perf_counter()
+    with log.open("a") as err:
+        done = subprocess.run(command, env=env, stdout=subprocess.PIPE, stderr=err, text=True, check=False)
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"benchmark step failed ({shlex.join(command[:3])} ...); see {log}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result.update(process_seconds=wall, load_before=load, load_after=os.getloadavg()[0])
+    return result
+
+
+def ensure_llamaindex_venv() -> Path:
+    """bench/.venv-llamaindex with torch==2.13.0 installed first (the CPU wheel), then the requirements."""
+    python = LLAMA_VENV / "bin" / "python"
+    stamp = LLAMA_VENV / ".installed"
+    requirements = BENCH / "requirements-llamaindex.txt"
+    if stamp.is_file() and stamp.stat().st_mtime >= requirements.stat().st_mtime:
+        return python
+    print(f"creating {LLAMA_VENV} (one time, a few minutes)", file=sys.stderr)
+    subprocess.run([sys.executable, "-m", "venv", str(LLAMA_VENV)], check=True)
+    pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    subprocess.run([*pip, "torch==2.13.0"], check=True)
+    subprocess.run([*pip, "-r", str(requirements)], check=True)
+    stamp.touch()
+    return python
+
+
+def measure(args: argparse.Namespace, files: list[Path], work: Path) -> dict:
+    """All four measurements, in order: ours, no-change re-run, raw encode, LlamaIndex."""
+    from almanac.core.embedder import embedded_minilm_path
+
+    listing = work / "files.txt"
+    listing.write_text("".join(f"{f}\n" for f in files))
+    env = {
+        **os.environ,
+        "ALMANAC_HOME": str(work / "almanac-home"),
+        "ALMANAC_EMBEDDING__BATCH_SIZE": str(args.batch_size),
+        "HF_HUB_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
+    me = [sys.executable, str(Path(__file__).resolve())]
+    common = ["--files", str(listing), "--batch-size", str(args.batch_size), "--out", str(args.out)]
+    log = work / "children.log"
+    results = {"ours": run_child([*me, "_ours", *common, *(["--profile"] if args.profile else [])], env, log)}
+    results["rerun"] = run_child([*me, "_ours", *common], env, log)
+    results["raw"] = run_child([*me, "_raw", *common], env, log)
+    if not args.skip_llamaindex:
+        python = ensure_llamaindex_venv()
+        li = [str(python), str(BENCH / "llamaindex_ingest.py"), "--files", str(listing)]
+        li += ["--model", str(embedded_minilm_path()), "--persist-dir", str(work / "llamaindex")]
+        li += ["--batch-size", str(args.batch_size), "--device", results["raw"]["device"]]
+        results["llamaindex"] = run_child(li, env, log)
+    return results
+
+
+def figures(results: dict) -> dict:
+    """Throughputs, ratios and pass/fail against the targets."""
+    ours, rerun, raw = results["ours"], results["rerun"], results["raw"]
+    chunks = ours["report"]["chunks_committed"]
+    ours_rate = chunks / ours["report"]["seconds"]
+    raw_rate = raw["chunks"] / raw["seconds"]
+    out = {
+        "chunks": chunks,
+        "ours_chunks_per_s": ours_rate,
+        "raw_chunks_per_s": raw_rate,
+        "ratio_vs_raw": ours_rate / raw_rate,
+        "ratio_vs_raw_cpu": (chunks / ours["cpu_seconds"]) / (raw["chunks"] / raw["cpu_seconds"]),
+        "peak_rss_mib": ours["peak_rss_mib"],
+        "rerun_pct_pipeline": 100 * rerun["report"]["seconds"] / ours["report"]["seconds"],
+        "rerun_pct_command": 100 * rerun["process_seconds"] / ours["process_seconds"],
+    }
+    if "llamaindex" in results:
+        li = results["llamaindex"]
+        out["llamaindex_chunks_per_s"] = li["chunks"] / li["seconds"]
+        out["ratio_vs_llamaindex"] = ours_rate / out["llamaindex_chunks_per_s"]
+        out["ratio_vs_llamaindex_chars"] = (raw["embedded_chars"] / ours["report"]["seconds"]) / (
+            li["embedded_chars"] / li["seconds"]
+        )
+    out["pass"] = {
+        "vs_raw": out["ratio_vs_raw"] >= TARGETS["vs_raw"],
+        "vs_llamaindex": out.get("ratio_vs_llamaindex", 0.0) >= TARGETS["vs_llamaindex"],
+        "rerun": out["rerun_pct_command"] < TARGETS["rerun_pct"],
+    }
+    return out
+
+
+def table(result: dict) -> str:
+    """The figures as a Markdown table plus the ratio lines (pasted into BENCHMARKS.md as is)."""
+    r, f, c = result["results"], result["figures"], result["corpus"]
+    rows = [
+        ("Almanac `almanac ingest` (end to end)", r["ours"]["report"]["chunks_committed"],
+         r["ours"]["report"]["seconds"], r["raw"]["embedded_chars"], r["ours"]["peak_rss_mib"]),
+        ("raw `SentenceTransformer.encode`, same texts", r["raw"]["chunks"], r["raw"]["seconds"],
+         r["raw"]["embedded_chars"], r["raw"]["peak_rss_mib"]),
+    ]  # fmt: skip
+    if "llamaindex" in r:
+        li = r["llamaindex"]
+        rows.append((f"LlamaIndex {li['llama_index_core']} (reader, splitter, HF embedding, FAISS)",
+                     li["chunks"], li["seconds"], li["embedded_chars"], li["peak_rss_mib"]))  # fmt: skip
+    lines = [
+        f"Corpus: {c['package']}, subset `{c['subset']}`: {c['files']} of {c['subset_files']} HTML files, "
+        f"{c['megabytes']:.1f} MB. Machine: {result['machine']['summary']}.",
+        "",
+        "| pipeline | chunks | seconds | chunks/s | embedded chars/s | peak RSS MiB |",
+        "|---|---:|---:|---:|---:|---:|",
+        *(f"| {n} | {k} | {s:.1f} | {k / s:.1f} | {ch / s:,.0f} | {m:.0f} |" for n, k, s, ch, m in rows),
+        f"| no-change re-run (pipeline / whole command) | {r['rerun']['report']['unchanged']} files "
+        f"unchanged | {r['rerun']['report']['seconds']:.2f} / {r['rerun']['process_seconds']:.1f} | | | "
+        f"{r['rerun']['peak_rss_mib']:.0f} |",
+        "",
+        f"- ours / raw encode: **{f['ratio_vs_raw']:.2f}** (target >= 0.9; by CPU seconds "
+        f"{f['ratio_vs_raw_cpu']:.2f}); vectors equal to raw: min cosine {r['raw']['min_cosine_to_stored']:.5f}",
+    ]
+    if "ratio_vs_llamaindex" in f:
+        lines.append(
+            f"- ours / LlamaIndex: **{f['ratio_vs_llamaindex']:.2f}x** chunks/s (target >= 1.5), "
+            f"{f['ratio_vs_llamaindex_chars']:.2f}x embedded chars/s"
+        )
+    lines.append(
+        f"- no-change re-run: **{f['rerun_pct_command']:.1f}%** of the first run as whole commands "
+        f"(target < 5%), {f['rerun_pct_pipeline']:.2f}% inside the pipeline (model load excluded)"
+    )
+    return "\n".join(lines)
+
+
+def machine_summary(raw: dict) -> dict:
+    """CPU, threads, device and library versions of this run."""
+    cores = os.cpu_count()
+    summary = f"{platform.processor() or platform.machine()}, {cores} CPUs, device {raw['device']}, "
+    summary += f"torch {raw['versions']['torch']} with {raw['torch_threads']} threads"
+    return {"summary": summary, "cpus": cores, "python": platform.python_version(), **raw["versions"]}
+
+
+def run(args: argparse.Namespace) -> int:
+    """Fetch the corpus, measure, print the table and write the JSON."""
+    try:
+        root = corpus.ensure_corpus()
+        files = corpus.select_files(root, args.subset, args.limit_files or None)
+        subset_files = len(corpus.select_files(root, args.subset))
+    except corpus.CorpusError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    work = args.out.parent / "work"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    results = measure(args, files, work)
+    info = {
+        "package": corpus.package_version(),
+        "subset": args.subset,
+        "files": len(files),
+        "subset_files": subset_files,
+        "megabytes": sum(f.stat().st_size for f in files) / 1e6,
+    }
+    command = shlex.join([".venv/bin/python", "bench/ingest.py", *sys.argv[1:]])
+    result = {"command": command, "date": time.strftime("%Y-%m-%d %H:%M:%S %z"), "corpus": info}
+    result.update(machine=machine_summary(results["raw"]), settings=vars(args) | {"out": str(args.out)})
+    result.update(results=results, figures=figures(results), targets=TARGETS)
+    result["settings"].pop("files", None)
+    args.out.write_text(json.dumps(result, indent=2, default=str))
+    print(table(result))
+    print(f"\nwritten: {args.out}  (command: {command})")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: the benchmark, or one of its child measurements."""
+    args = parse_args(argv)
+    if args.mode == "run":
+        return run(args)
+    result = child_ours(args) if args.mode == "_ours" else child_raw(args)
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

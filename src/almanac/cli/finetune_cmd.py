@@ -1,0 +1,266 @@
+"""`almanac finetune generate | train | eval`, `almanac eval`, `almanac adapters list | promote | rollback`.
+
+Services (catalog, retriever, answerer, chat model) come from almanac.cli.wiring, imported inside each handler
+so that `almanac --help` stays fast and the fine-tuning package never imports the server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from almanac.core.settings import Settings
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add `finetune`, `eval` and `adapters`."""
+    finetune = sub.add_parser("finetune", help="generate QA data, train and evaluate LoRA adapters")
+    steps = finetune.add_subparsers(dest="finetune_command", required=True, metavar="STEP")
+    _add_generate(steps.add_parser("generate", help="QA dataset from a collection, curated and split"))
+    _add_train(steps.add_parser("train", help="train a LoRA adapter on a generated dataset"))
+    _add_eval(steps.add_parser("eval", help="evaluate base model vs adapter on a QA JSONL"))
+    _add_eval(sub.add_parser("eval", help="evaluate base model vs adapter on a QA JSONL"))
+
+    adapters = sub.add_parser("adapters", help="list, promote or roll back LoRA adapters")
+    actions = adapters.add_subparsers(dest="adapters_command", required=True, metavar="ACTION")
+    p = actions.add_parser("list", help="adapters and the default")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_adapters_list)
+    p = actions.add_parser("promote", help="make an adapter the server's default (no restart)")
+    p.add_argument("name")
+    p.add_argument("--force", action="store_true", help="promote even without or with a worse evaluation")
+    p.set_defaults(func=cmd_adapters_promote)
+    p = actions.add_parser("rollback", help="return to the default before the last promotion")
+    p.set_defaults(func=cmd_adapters_rollback)
+
+
+def _add_generate(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--collection", "-c", help="collection to read chunks from (default: settings)")
+    p.add_argument("--out", type=Path, help="dataset folder (default: ALMANAC_HOME/finetune/COLLECTION)")
+    p.add_argument("--teacher-model", help="local model folder or 'smollm2' (default: the chat model)")
+    p.add_argument("--teacher-url", help="OpenAI-compatible base URL, e.g. http://localhost:8001/v1")
+    p.add_argument("--teacher-api-key-env", default="OPENAI_API_KEY", help="env var holding the API key")
+    p.add_argument("--questions-per-chunk", type=int, default=3)
+    p.add_argument("--rows-per-chunk", type=int, default=2)
+    p.add_argument("--max-chunks", type=int, help="sample this many chunks (seeded)")
+    p.add_argument("--refusal-fraction", type=float, default=0.25)
+    p.add_argument("--sycophancy-fraction", type=float, default=0.25)
+    p.add_argument("--top-k", type=int, default=5, help="round-trip retrieval depth and context size")
+    p.add_argument("--support-threshold", type=float, default=0.75)
+    p.add_argument("--duplicate-threshold", type=float, default=0.95)
+    p.add_argument("--max-per-source", type=int, default=4)
+    p.add_argument("--validation", type=float, default=0.1, help="share of documents held out")
+    p.add_argument("--test", type=float, default=0.1, help="share of documents held out for testing")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--force", action="store_true", help="overwrite an existing dataset folder")
+    p.set_defaults(func=cmd_generate)
+
+
+# flags, type, default; each lands on the TrainingConfig field named after its first flag
+_HYPERPARAMETERS: list[tuple[tuple[str, ...], type, float | int]] = [
+    (("--epochs",), float, 2.0), (("--max-steps",), int, -1), (("--learning-rate", "--lr"), float, 2e-4),
+    (("--lora-r",), int, 16), (("--lora-alpha",), int, 32), (("--lora-dropout",), float, 0.05),
+    (("--batch-size",), int, 4), (("--grad-accum",), int, 1), (("--max-length",), int, 2048),
+    (("--save-steps",), int, 50), (("--seed",), int, 0),
+]  # fmt: skip
+
+
+def _add_train(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--name", required=True, help="adapter name (folder in ALMANAC_HOME/adapters)")
+    p.add_argument("--data", type=Path, help="dataset folder from `finetune generate`")
+    p.add_argument("--train", type=Path, help="train JSONL (default: DATA/train.jsonl)")
+    p.add_argument("--validation", type=Path, help="validation JSONL (default: DATA/validation.jsonl)")
+    p.add_argument("--base-model", help="'smollm2' or a local folder (default: the chat model)")
+    for flags, kind, default in _HYPERPARAMETERS:
+        p.add_argument(*flags, type=kind, default=default)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--force", action="store_true", help="replace an adapter of the same name")
+    p.set_defaults(func=cmd_train)
+
+
+def _add_eval(p: argparse.ArgumentParser) -> None:
+    p.add_argument("questions", type=Path, help="QA JSONL (e.g. DATA/test.jsonl or a hand-written set)")
+    p.add_argument("--adapter", help="adapter to compare with the base model")
+    p.add_argument("--collection", "-c")
+    p.add_argument("-k", type=int, default=5, help="recall@k depth")
+    p.add_argument("--out", type=Path, help="report JSON (default: next to the questions)")
+    p.add_argument("--save", action="store_true", help="store the summary in the adapter's manifest")
+    p.set_defaults(func=cmd_eval)
+
+
+def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
+    """Generate, curate and split a QA dataset from a collection."""
+    from almanac.cli.wiring import build_embedder, build_retriever, open_catalog
+    from almanac.finetune.curation import CurationConfig
+    from almanac.finetune.dataset_folder import DatasetFolder, build_dataset
+    from almanac.finetune.generation import GenerationConfig, Generator
+    from almanac.finetune.question_writer import QuestionWriter
+    from almanac.finetune.teacher import build_teacher
+
+    collection = args.collection or settings.default_collection
+    folder = DatasetFolder(args.out or settings.home / "finetune" / collection)
+    catalog = open_catalog(settings)
+    chunks = list(catalog.iter_chunks(collection))
+    api_key = os.environ.get(args.teacher_api_key_env) if args.teacher_url else None
+    teacher = build_teacher(settings, args.teacher_model, args.teacher_url, api_key)
+    retriever = build_retriever(settings, catalog)
+    config = GenerationConfig(
+        args.questions_per_chunk,
+        args.rows_per_chunk,
+        args.max_chunks,
+        args.refusal_fraction,
+        args.sycophancy_fraction,
+        args.top_k,
+        args.seed,
+    )
+    curation = CurationConfig(
+        args.support_threshold, args.duplicate_threshold, args.top_k, args.max_per_source, args.seed
+    )
+    report = build_dataset(
+        folder,
+        chunks,
+        generator=Generator(QuestionWriter(teacher), retriever, config),
+        embedder=build_embedder(settings),
+        retriever=retriever,
+        collection=collection,
+        curation=curation,
+        validation=args.validation,
+        test=args.test,
+        force=args.force,
+        progress=sys.stderr.isatty(),
+    )
+    print(report.table())
+    print(f"dataset: {folder.path} (report: {folder.report})")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    """Train and publish a LoRA adapter."""
+    from almanac.core.errors import InputError
+    from almanac.finetune.training import TrainingConfig, train_adapter
+
+    train = args.train or (args.data / "train.jsonl" if args.data else None)
+    if train is None:
+        raise InputError("give --data DATASET_FOLDER (from `almanac finetune generate`) or --train FILE")
+    validation = args.validation or (args.data / "validation.jsonl" if args.data else None)
+    if validation is not None and validation.is_file() and validation.stat().st_size == 0:
+        validation = None  # a small corpus may leave the validation split empty
+    fields = [flags[0][2:].replace("-", "_") for flags, _, _ in _HYPERPARAMETERS]
+    values = {field: getattr(args, field) for field in fields}
+    base = args.base_model or settings.chat.model
+    config = TrainingConfig(name=args.name, base_model=base, device=args.device, **values)
+    result = train_adapter(
+        config,
+        train,
+        validation,
+        models_dir=settings.models_dir,
+        adapters_dir=settings.adapters_dir,
+        force=args.force,
+        progress=sys.stderr.isatty(),
+    )
+    loss = result.manifest.validation_loss
+    print(f"adapter {args.name!r} written to {result.folder}")
+    print(
+        f"train loss {result.train_loss:.4f}, validation loss {'-' if loss is None else f'{loss:.4f}'}, "
+        f"{result.tokens_per_second:.0f} tokens/s over {result.runtime_s:.0f} s"
+    )
+    print(f"next: almanac eval {args.data / 'test.jsonl' if args.data else 'QA.jsonl'} --adapter {args.name}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
+    """Evaluate the base model (and an adapter) on a QA JSONL."""
+    from almanac.cli import wiring
+    from almanac.core.errors import InputError
+    from almanac.finetune.evaluation import Evaluator, load_questions
+    from almanac.finetune.evaluation_report import EvalReport, store_evaluation
+    from almanac.finetune.records import file_sha256
+
+    if args.save and not args.adapter:
+        raise InputError("--save stores the result in an adapter's manifest; name it with --adapter")
+    questions = load_questions(args.questions)
+    collection = args.collection or settings.default_collection
+    service = wiring.build_answerer(settings)
+    # 'base' must mean no adapter: a promoted default or a collection's adapter would leak into it
+    service.default_adapter = lambda: None
+    service.collection_adapters = {}
+    evaluator = Evaluator(
+        ServerAnswerer(service),
+        wiring.build_retriever(settings),
+        collection,
+        args.k,
+        chat=service.chat,
+        max_tokens=settings.chat.max_new_tokens,
+    )
+    adapters = [None, args.adapter] if args.adapter else [None]
+    rows = evaluator.run(questions, adapters, progress=sys.stderr.isatty())
+    report = EvalReport(str(args.questions), file_sha256(args.questions), collection, args.k, rows)
+    out = args.out or args.questions.with_name(f"{args.questions.stem}.eval-{args.adapter or 'base'}.json")
+    report.save(out)
+    print(report.table())
+    print(f"report: {out}")
+    if args.save:
+        store_evaluation(settings.adapters_dir, args.adapter, report.manifest_evaluation(args.adapter))
+        print(
+            f"evaluation stored in adapter {args.adapter!r}; promote: almanac adapters promote {args.adapter}"
+        )
+    return 0
+
+
+class ServerAnswerer:
+    """The server's AnswerService behind finetune.ports.Answerer."""
+
+    def __init__(self, service: Any) -> None:
+        self.service = service
+
+    def answer(self, question: str, collection: str, adapter: str | None) -> Any:
+        """The server's answer (text, hits, cited, ...) to one question."""
+        from almanac.server.answer import Ask
+
+        return self.service.answer(Ask(question, collection, adapter=adapter))
+
+
+def cmd_adapters_list(args: argparse.Namespace, settings: Settings) -> int:
+    """Print the adapters, marking the default."""
+    from almanac.core.adapter_registry import AdapterRegistry
+
+    registry = AdapterRegistry(settings.adapters_dir)
+    default = registry.default()
+    manifests = registry.list()
+    if args.json:
+        print(json.dumps({"default": default, "adapters": [asdict(m) for m in manifests]}, indent=2))
+        return 0
+    if not manifests:
+        print(f"no adapters in {settings.adapters_dir}; train one with `almanac finetune train --name NAME`")
+    for m in manifests:
+        score = (m.evaluation or {}).get("score")
+        mark = "*" if m.name == default else " "
+        score_text = "not evaluated" if score is None else f"score {score:.3f}"
+        print(f"{mark} {m.name:<24} base {m.base_model}  {score_text}  created {m.created_at}")
+    print(f"default: {default or 'base model (no adapter)'}")
+    return 0
+
+
+def cmd_adapters_promote(args: argparse.Namespace, settings: Settings) -> int:
+    """Make an adapter the default."""
+    from almanac.core.adapter_registry import AdapterRegistry
+
+    previous = AdapterRegistry(settings.adapters_dir).promote(args.name, force=args.force)
+    print(
+        f"default adapter: {args.name} (was {previous or 'the base model'}); undo: almanac adapters rollback"
+    )
+    return 0
+
+
+def cmd_adapters_rollback(args: argparse.Namespace, settings: Settings) -> int:
+    """Return to the previous default."""
+    from almanac.core.adapter_registry import AdapterRegistry
+
+    current = AdapterRegistry(settings.adapters_dir).rollback()
+    print(f"default adapter: {current or 'the base model (no adapter)'}")
+    return 0

@@ -1,0 +1,71 @@
+"""`almanac keys create | list | revoke`: API keys for the server (stored hashed; shown once)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from almanac.cli.wiring import open_catalog
+from almanac.core.settings import Settings
+from almanac.server.auth import SCOPES
+from almanac.server.key_store import KeyStore
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the `keys` command and its subcommands."""
+    keys = sub.add_parser("keys", help="create, list and revoke API keys")
+    actions = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+
+    p = actions.add_parser("create", help="create a key and print it once")
+    p.add_argument("--scope", choices=SCOPES, required=True, help="read < write < admin")
+    p.add_argument("--collection", "-c", help="bind the key to one collection")
+    p.set_defaults(func=cmd_create)
+
+    p = actions.add_parser("list", help="list keys by prefix (never the keys themselves)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_list)
+
+    p = actions.add_parser("revoke", help="revoke a key by its prefix")
+    p.add_argument("prefix")
+    p.set_defaults(func=cmd_revoke)
+
+
+def cmd_create(args: argparse.Namespace, settings: Settings) -> int:
+    """Create a key and print it (the only time it is shown)."""
+    key = KeyStore(open_catalog(settings)).create(args.scope, args.collection)
+    print(key)
+    bound = f" bound to collection {args.collection!r}" if args.collection else ""
+    print(f"scope {args.scope}{bound}; store it now, it cannot be shown again", flush=True)
+    return 0
+
+
+def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
+    """Print every key's prefix, scope, collection and state."""
+    infos = KeyStore(open_catalog(settings)).list()
+    if args.json:
+        rows = [
+            {
+                "prefix": k.prefix,
+                "scope": k.scope,
+                "collection": k.collection,
+                "created_at": k.created_at.isoformat(),
+                "revoked": k.revoked,
+            }
+            for k in infos
+        ]
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not infos:
+        print("no API keys: the server serves loopback only; add one: `almanac keys create --scope read`")
+    for k in infos:
+        state = "revoked" if k.revoked else "active"
+        where = k.collection or "(any collection)"
+        print(f"{k.prefix}  {k.scope:<5}  {where}  {state}  created {k.created_at:%Y-%m-%d %H:%M}")
+    return 0
+
+
+def cmd_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    """Revoke a key by prefix."""
+    KeyStore(open_catalog(settings)).revoke(args.prefix)
+    print(f"revoked {args.prefix}")
+    return 0

@@ -1,0 +1,83 @@
+"""`almanac serve [--host 127.0.0.1] [--port 8000]`: the REST API under uvicorn.
+
+Without API keys every request is allowed, so the server then refuses any address but loopback. SIGTERM or
+Ctrl-C drains: uvicorn stops accepting, lets in-flight requests (streams included) finish for up to
+DRAIN_SECONDS, then the app stops its job runner between items.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import socket
+
+from almanac.core.catalog import Catalog
+from almanac.core.errors import ConfigError
+from almanac.core.settings import Settings
+
+log = logging.getLogger(__name__)
+DRAIN_SECONDS = 30
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the `serve` command."""
+    p = sub.add_parser("serve", help="serve the REST API (and the OpenAI-compatible API)")
+    p.add_argument("--host", help="address to bind (default: server.host, 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default: server.port, 8000)")
+    p.set_defaults(func=cmd_serve)
+
+
+def is_loopback(host: str) -> bool:
+    """True when every address `host` names is a loopback address (127.0.0.0/8, ::1).
+
+    >>> is_loopback("127.0.0.1"), is_loopback("0.0.0.0"), is_loopback("::1")
+    (True, False, True)
+    """
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except OSError:
+        return False
+    return bool(infos) and all(ipaddress.ip_address(info[4][0]).is_loopback for info in infos)
+
+
+def check_bind(host: str, has_keys: bool) -> None:
+    """Refuse a non-loopback address while no API key exists (every request would be allowed)."""
+    if not has_keys and not is_loopback(host):
+        raise ConfigError(
+            f"refusing to serve on {host}: no API key exists, so anyone who can reach the port could use it; "
+            "create a key with `almanac keys create --scope admin` first, or serve on 127.0.0.1"
+        )
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    """Build the app and run uvicorn until SIGTERM/SIGINT."""
+    import uvicorn
+
+    from almanac.server.app import create_app
+    from almanac.server.key_store import KeyStore
+
+    host = args.host or settings.server.host
+    port = args.port or settings.server.port
+    settings.home.mkdir(parents=True, exist_ok=True)
+    catalog = Catalog(settings.catalog_url)
+    try:
+        check_bind(host, KeyStore(catalog).has_keys())
+    finally:
+        catalog.close()
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        timeout_graceful_shutdown=DRAIN_SECONDS,
+        server_header=False,
+        log_level=logging.getLevelName(max(logging.getLogger().level, logging.INFO)).lower(),
+    )
+    print(f"almanac: serving on http://{host}:{port} (docs at /docs); Ctrl-C or SIGTERM drains and stops")
+    uvicorn.Server(config).run()
+    return 0

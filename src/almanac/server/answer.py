@@ -1,0 +1,80 @@
+"""What answering produces: the prepared prompt, and the answer with its sources, citations and costs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from almanac.core.types import ChatMessage, Hit
+
+
+def source_label(hit: Hit) -> str:
+    """How a source is named in the prompt: its source (a file path or a row address such as
+    ``db://shop/bikes/id=3``, never a connection URL), then its locator. The same naming fine-tuning uses
+    (finetune.records.origin_of), so the model is trained on the prompts it is served."""
+    return f"{hit.source} ({hit.locator})" if hit.locator else hit.source
+
+
+@dataclass(slots=True)
+class Ask:
+    """One question and its options (None: the configured default)."""
+
+    question: str
+    collection: str | None = None
+    top_k: int | None = None
+    adapter: str | None = None
+    max_tokens: int | None = None
+    history: Sequence[ChatMessage] = ()
+
+
+@dataclass(slots=True)
+class Prepared:
+    """A question made ready for the model: the sources shown (numbered from 1) and the messages."""
+
+    question: str
+    collection: str
+    hits: list[Hit]
+    messages: list[ChatMessage]
+    adapter: str | None
+    max_tokens: int
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Answer:
+    """A generated answer. `cited` holds the 1-based numbers of the sources the answer cites."""
+
+    text: str
+    hits: list[Hit]
+    cited: list[int]
+    model: str
+    adapter: str | None
+    usage: dict[str, int]
+    timings: dict[str, float]
+    finish_reason: str = "stop"
+
+    def sources_json(self) -> list[dict[str, object]]:
+        """The sources as user-facing objects, in prompt order (source n is element n-1)."""
+        return [hit.as_json() for hit in self.hits]
+
+    def as_json(self) -> dict[str, Any]:
+        """The /v1/query response body."""
+        return {
+            "answer": self.text,
+            "sources": self.sources_json(),
+            "cited": self.cited,
+            "model": self.model,
+            "adapter": self.adapter,
+            "usage": self.usage,
+            "timings": {name: round(seconds, 4) for name, seconds in self.timings.items()},
+        }
+
+
+def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+    """OpenAI-style token counts."""
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }

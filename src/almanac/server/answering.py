@@ -1,0 +1,201 @@
+"""Answering: retrieve -> re-read live rows -> fenced prompt -> chat model (through the queue) -> citations.
+
+    service = AnswerService(retriever.search, LazyChatModel.of(chat), ModelQueue(16), sources, settings)
+    answer = service.answer(Ask("How heavy is the Trail 29?"))   # blocking (CLI, evaluation)
+    answer = await service.answer_async(Ask(...))                # the server: never blocks the event loop
+    async for item in service.stream(Ask(...)): ...              # Prepared, text pieces, then the Answer
+
+The adapter is the one asked for, else the collection's (chat.collection_adapters), else the default
+pointer, read on every request so a promotion takes effect without a restart. Citations that point at no
+source shown are removed; `Answer.cited` lists the sources the answer does cite.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+
+from starlette.concurrency import run_in_threadpool
+
+from almanac.core.prompt import NO_ANSWER, build_answer_messages, extract_citations
+from almanac.core.settings import Settings
+from almanac.core.types import Completion, Hit
+from almanac.server.answer import Answer, Ask, Prepared, source_label, usage
+from almanac.server.lazy_chat_model import LazyChatModel
+from almanac.server.limits import Limits
+from almanac.server.model_queue import ModelQueue
+from almanac.server.source_registry import SourceRegistry
+
+Search = Callable[[str, str, int], list[Hit]]
+_TICK_S = 0.25  # a stream yields None after this long without a piece, so callers can check the client
+
+
+@dataclass(slots=True)
+class _End:
+    seconds: float
+    error: BaseException | None = None
+    text: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+def _push(loop: asyncio.AbstractEventLoop, out: asyncio.Queue, item: object) -> bool:
+    """Hand an item to the event loop; False when the loop is gone (nobody is listening any more)."""
+    try:
+        loop.call_soon_threadsafe(out.put_nowait, item)
+    except RuntimeError:
+        return False
+    return True
+
+
+class AnswerService:
+    """Answers questions over a collection with the chat model; safe to call from many threads."""
+
+    def __init__(
+        self,
+        search: Search,
+        chat: LazyChatModel,
+        queue: ModelQueue,
+        sources: SourceRegistry | None,
+        settings: Settings,
+        default_adapter: Callable[[], str | None] | None = None,
+        collection_adapters: Mapping[str, str] | None = None,
+    ) -> None:
+        self.search, self.chat, self.queue, self.sources = search, chat, queue, sources
+        self.settings, self.limits = settings, Limits(settings.server)
+        self.default_adapter = default_adapter or (lambda: settings.chat.default_adapter)
+        self.collection_adapters = dict(collection_adapters or {})
+
+    def adapter_for(self, collection: str, requested: str | None) -> str | None:
+        """The adapter a request runs with."""
+        return requested or self.collection_adapters.get(collection) or self.default_adapter()
+
+    def prepare(self, ask: Ask) -> Prepared:
+        """Check limits, retrieve, re-read rows and build the messages (blocking)."""
+        question = self.limits.question(ask.question)
+        collection = ask.collection or self.settings.default_collection
+        k = self.limits.top_k(ask.top_k if ask.top_k is not None else self.settings.retrieval.top_k)
+        tokens = self.limits.max_tokens(ask.max_tokens or self.settings.chat.max_new_tokens)
+        started = time.perf_counter()
+        hits = self.search(question, collection, k)
+        retrieved = time.perf_counter()
+        if self.sources is not None:
+            hits = self.sources.refresh(hits)
+        messages = build_answer_messages(question, [(source_label(h), h.text) for h in hits])
+        shown = messages[-1].content.count('<source id="')  # the prompt's budget may drop tail sources
+        if ask.history:
+            messages = [messages[0], *ask.history, messages[-1]]
+        adapter = self.adapter_for(collection, ask.adapter)
+        if hits:
+            self.chat.ensure_adapter(adapter)  # an unknown adapter fails here, before any streaming
+        timings = {"retrieval": retrieved - started, "prompt": time.perf_counter() - retrieved}
+        return Prepared(question, collection, hits[:shown], messages, adapter, tokens, timings)
+
+    def finish(
+        self, prepared: Prepared, completion: Completion, generation_s: float, queue_s: float
+    ) -> Answer:
+        """Validate citations and assemble the answer."""
+        text, cited = extract_citations(completion.text.strip(), len(prepared.hits))
+        timings = {**prepared.timings, "queue": queue_s, "generation": generation_s}
+        return Answer(
+            text,
+            prepared.hits,
+            cited,
+            self.chat.name,
+            prepared.adapter,
+            usage(completion.prompt_tokens, completion.completion_tokens),
+            timings,
+            completion.finish_reason,
+        )
+
+    def _no_sources(self, prepared: Prepared) -> Answer:
+        """Nothing retrieved: the refusal, without spending the model on it."""
+        return self.finish(prepared, Completion(NO_ANSWER), 0.0, 0.0)
+
+    def _complete(self, prepared: Prepared) -> tuple[Completion, float]:
+        started = time.perf_counter()
+        completion = self.chat.complete(prepared.messages, prepared.max_tokens, prepared.adapter)
+        return completion, time.perf_counter() - started
+
+    def answer(self, ask: Ask) -> Answer:
+        """Blocking answer (for the CLI and evaluation)."""
+        prepared = self.prepare(ask)
+        if not prepared.hits:
+            return self._no_sources(prepared)
+        submitted = time.perf_counter()
+        completion, generation_s = self.queue.submit(lambda: self._complete(prepared)).result()
+        return self.finish(prepared, completion, generation_s, time.perf_counter() - submitted - generation_s)
+
+    async def answer_async(self, ask: Ask) -> Answer:
+        """The answer, with retrieval in a thread and generation through the queue."""
+        prepared = await run_in_threadpool(self.prepare, ask)
+        if not prepared.hits:
+            return self._no_sources(prepared)
+        submitted = time.perf_counter()
+        future = self.queue.submit(lambda: self._complete(prepared))
+        completion, generation_s = await asyncio.wrap_future(future)  # cancelling drops a queued job
+        return self.finish(prepared, completion, generation_s, time.perf_counter() - submitted - generation_s)
+
+    async def stream(
+        self, ask: Ask, cancel: threading.Event | None = None
+    ) -> AsyncIterator[Prepared | str | Answer | None]:
+        """Prepared first, then text pieces (None after an idle tick), then the Answer.
+
+        Limits, retrieval and a full queue fail before the first item, so a caller can still answer with an
+        error status. Leaving the iteration early sets `cancel`, which stops the generation.
+        """
+        cancel = cancel or threading.Event()
+        prepared = await run_in_threadpool(self.prepare, ask)
+        if not prepared.hits:
+            yield prepared
+            yield self._no_sources(prepared)
+            return
+        loop, pieces = asyncio.get_running_loop(), asyncio.Queue[str | _End]()
+        submitted = time.perf_counter()
+        future = self.queue.submit(lambda: self._stream_job(prepared, cancel, loop, pieces))
+        finished = False
+        try:
+            yield prepared
+            while not isinstance(item := await self._next(pieces), _End):
+                yield item
+            if item.error is not None:
+                raise item.error
+            finished = True
+            completion = Completion(item.text, item.prompt_tokens, item.completion_tokens)
+            completion.finish_reason = "length" if item.completion_tokens >= prepared.max_tokens else "stop"
+            queue_s = max(0.0, time.perf_counter() - submitted - item.seconds)
+            yield self.finish(prepared, completion, item.seconds, queue_s)
+        finally:
+            if not finished:
+                cancel.set()
+                future.cancel()
+
+    @staticmethod
+    async def _next(pieces: asyncio.Queue) -> str | _End | None:
+        try:
+            return await asyncio.wait_for(pieces.get(), _TICK_S)
+        except TimeoutError:
+            return None
+
+    def _stream_job(
+        self, prepared: Prepared, cancel: threading.Event, loop: asyncio.AbstractEventLoop, out: asyncio.Queue
+    ) -> None:
+        """Runs on the queue's worker: pushes pieces to the event loop until done or cancelled, then the
+        token counts (counted here, off the event loop)."""
+        started, parts, error = time.perf_counter(), [], None
+        try:
+            for piece in self.chat.stream(prepared.messages, prepared.max_tokens, prepared.adapter, cancel):
+                if cancel.is_set() or not _push(loop, out, piece):
+                    cancel.set()
+                    return
+                parts.append(piece)
+        except Exception as exc:  # handed to the request, which reports it
+            error = exc
+        seconds = time.perf_counter() - started
+        prompt = "\n".join(m.content for m in prepared.messages)
+        text = "".join(parts)
+        counts = (self.chat.count_tokens(prompt), self.chat.count_tokens(text)) if error is None else (0, 0)
+        _push(loop, out, _End(seconds, error, text, *counts))

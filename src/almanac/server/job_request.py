@@ -1,0 +1,101 @@
+"""Checks a client's job request before it is queued: where a folder may be, which database, which tables.
+
+A folder must resolve (symlinks followed) inside one of ``settings.server.job_roots`` (default
+ALMANAC_HOME/inbox), so a client cannot make the server read arbitrary paths. A database job names a source
+registered in the catalog (by `almanac ingest-db` or an earlier job), or gives a URL, which is registered
+under a name (given, or derived from the database name) so the job's stored spec never holds credentials.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from almanac.core.catalog import Catalog
+from almanac.core.errors import InputError
+from almanac.core.settings import Settings
+
+MAX_TABLES = 100
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+
+
+def job_roots(settings: Settings) -> list[Path]:
+    """The folders jobs may ingest from, resolved."""
+    roots = settings.server.job_roots or [settings.home / "inbox"]
+    return [root.resolve() for root in roots]
+
+
+class JobRequest:
+    """Turns a validated request body into a (kind, spec) to store."""
+
+    def __init__(self, settings: Settings, catalog: Catalog) -> None:
+        self.settings, self.catalog = settings, catalog
+
+    def client_job(self, body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """(kind, spec) for a `folder` or `database` job; InputError says what is wrong."""
+        kind = body.get("kind")
+        collection = body.get("collection") or self.settings.default_collection
+        if kind == "folder":
+            return kind, {"path": str(self.folder(str(body.get("path") or ""))), "collection": collection}
+        if kind == "database":
+            source = self.source(body.get("source"), body.get("url"), body.get("name"))
+            return kind, {
+                "source": source,
+                "tables": self.tables(body.get("tables")),
+                "collection": collection,
+            }
+        raise InputError(f"unknown job kind {kind!r}; use 'folder' or 'database'")
+
+    def folder(self, path: str) -> Path:
+        """The resolved folder, checked to lie under a job root."""
+        roots = job_roots(self.settings)
+        allowed = ", ".join(str(r) for r in roots)
+        if not path:
+            raise InputError(f"a folder job needs a path under one of: {allowed}")
+        given = Path(path)
+        folder = (given if given.is_absolute() else roots[0] / given).resolve()
+        if not any(folder.is_relative_to(root) for root in roots):
+            raise InputError(
+                f"folder {path!r} is outside the folders jobs may read ({allowed}); "
+                "move it there or add its parent to ALMANAC_SERVER__JOB_ROOTS"
+            )
+        if not folder.is_dir():
+            raise InputError(f"no folder at {folder}; copy the files there first")
+        return folder
+
+    def source(self, source: str | None, url: str | None, name: str | None) -> str:
+        """The registered source's name (registering `url` first when one is given)."""
+        if url:
+            source = name or _derive_name(url)
+            if not _NAME.match(source):
+                raise InputError(f"source name {source!r} must match {_NAME.pattern}; pass another `name`")
+            self.catalog.register_source(source, url)
+            return source
+        known = self.catalog.source_urls()
+        if not source or source not in known:
+            names = ", ".join(sorted(known)) or "(none; give `url` instead)"
+            raise InputError(f"unknown source {source!r}; registered sources: {names}")
+        return source
+
+    @staticmethod
+    def tables(tables: object) -> list[str]:
+        """The table names, checked for shape (existence is checked when the job runs)."""
+        if not isinstance(tables, list) or not tables or not all(isinstance(t, str) and t for t in tables):
+            raise InputError("a database job needs `tables`: a non-empty list of table names")
+        if len(tables) > MAX_TABLES:
+            raise InputError(f"at most {MAX_TABLES} tables per job; split the job")
+        return list(dict.fromkeys(tables))
+
+
+def _derive_name(url: str) -> str:
+    """The database name (a SQLite file's stem), as `almanac ingest-db` derives it."""
+    try:
+        database = make_url(url).database or "db"
+    except ArgumentError as exc:
+        raise InputError(f"cannot parse the source URL: {exc}") from None
+    stem = Path(database).stem if "/" in database else database
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", stem) or "db"

@@ -1,0 +1,1 @@
+"""HTTP routes, one module per feature; each exposes `router` and is included by server.app.create_app."""

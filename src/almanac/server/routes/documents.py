@@ -1,0 +1,103 @@
+"""POST /v1/documents (multipart upload), GET /v1/documents, DELETE /v1/documents/{id}.
+
+Uploads and deletes run as jobs of the one writer (see server/document_library.py). The request waits up to
+`wait` seconds (default 30): 201 (upload) or 200 (delete) when the job is done, else 202 with the job to
+poll at GET /v1/jobs/{id}.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Header, Query, Response, UploadFile
+from starlette.concurrency import run_in_threadpool
+
+from almanac.server.auth import ReadKey, WriteKey
+from almanac.server.deps import ServicesDep
+from almanac.server.document_library import DocumentLibrary
+from almanac.server.job_store import JobView
+
+router = APIRouter(prefix="/v1", tags=["documents"])
+
+Wait = Annotated[float, Query(ge=0, le=300, description="seconds to wait for the ingest job")]
+
+
+def _library(services: ServicesDep) -> DocumentLibrary:
+    return DocumentLibrary(services.settings, services.catalog, services.jobs)
+
+
+def _job_body(job: JobView) -> dict[str, Any]:
+    report = job.report or {}
+    return {"job": job.as_json(), "documents": report.get("documents", []), "errors": job.errors}
+
+
+@router.post("/documents", status_code=201)
+async def upload_documents(
+    file: Annotated[list[UploadFile], File(description="one or more files (repeat the field)")],
+    principal: WriteKey,
+    services: ServicesDep,
+    response: Response,
+    collection: Annotated[str | None, Form(max_length=128)] = None,
+    wait: Wait = 30.0,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
+) -> dict[str, Any]:
+    """Save and ingest uploaded files; the response lists the new document ids."""
+    name = collection or principal.collection_or(services.settings.default_collection)
+    principal.check_collection(name)
+    files = [(f.filename or "", f.file) for f in file]
+    job = await run_in_threadpool(_library(services).upload, name, files, idempotency_key)
+    job = await services.jobs.wait_async(job.id, wait)
+    if not job.done:
+        response.status_code = 202
+        response.headers["Location"] = f"/v1/jobs/{job.id}"
+    return _job_body(job)
+
+
+@router.get("/documents")
+async def list_documents(
+    principal: ReadKey,
+    services: ServicesDep,
+    collection: Annotated[str | None, Query(max_length=128)] = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> dict[str, Any]:
+    """A page of a collection's documents: id, source, kind, title, chunks, updated_at."""
+    name = collection or principal.collection_or(services.settings.default_collection)
+    principal.check_collection(name)
+    page = await run_in_threadpool(_library(services).list, name, offset, limit)
+    documents = [
+        {
+            "id": d.id,
+            "source": d.source,
+            "kind": d.kind,
+            "title": d.title,
+            "chunks": d.chunks,
+            "updated_at": d.updated_at.isoformat(),
+        }
+        for d in page.documents
+    ]
+    next_offset = offset + len(documents) if offset + len(documents) < page.total else None
+    return {
+        "collection": name,
+        "documents": documents,
+        "total": page.total,
+        "offset": offset,
+        "limit": limit,
+        "next_offset": next_offset,
+    }
+
+
+@router.delete("/documents/{document_id}")
+async def delete_document(
+    document_id: int, principal: WriteKey, services: ServicesDep, response: Response, wait: Wait = 30.0
+) -> dict[str, Any]:
+    """Remove a document (through the indexer pipeline, under the writer lock)."""
+    library = _library(services)
+    collection, _source = await run_in_threadpool(library.locate, document_id)
+    principal.check_collection(collection)
+    job = await run_in_threadpool(library.delete, document_id)
+    job = await services.jobs.wait_async(job.id, wait)
+    if not job.done:
+        response.status_code = 202
+        response.headers["Location"] = f"/v1/jobs/{job.id}"
+    return {"deleted": document_id, **_job_body(job)}

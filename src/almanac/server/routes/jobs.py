@@ -1,0 +1,79 @@
+"""POST /v1/jobs, GET /v1/jobs/{id}, GET /v1/jobs: bulk ingestion of a server-side folder or a database.
+
+A job naming a database by URL needs an admin key (it makes the server connect somewhere new); by the name
+of a registered source, a write key. A key bound to a collection sees and starts only that collection's jobs.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header, Query, Response
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from almanac.core.errors import ForbiddenError
+from almanac.server.auth import ReadKey, WriteKey
+from almanac.server.deps import ServicesDep
+
+router = APIRouter(prefix="/v1", tags=["jobs"])
+
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)]
+
+
+class JobCreate(BaseModel):
+    """A folder job {kind, path, collection} or a database job {kind, source | url, tables, collection}."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["folder", "database"]
+    collection: str | None = Field(None, min_length=1, max_length=128)
+    path: str | None = Field(None, min_length=1, max_length=4096)
+    source: str | None = Field(None, min_length=1, max_length=128)
+    url: str | None = Field(None, min_length=1, max_length=2048)
+    name: str | None = Field(None, min_length=1, max_length=128)
+    tables: list[Annotated[str, Field(min_length=1, max_length=256)]] | None = Field(None, max_length=100)
+
+
+@router.post("/jobs", status_code=202)
+async def create_job(
+    body: JobCreate,
+    principal: WriteKey,
+    services: ServicesDep,
+    response: Response,
+    key: IdempotencyKey = None,
+) -> dict[str, Any]:
+    """Queue a job; a retried POST with the same Idempotency-Key returns the same job."""
+    if body.url is not None and not principal.allows("admin"):
+        raise ForbiddenError(
+            "a job that gives a database URL needs an admin key; "
+            "or name a registered source with `source` (sources are registered by `almanac ingest-db`)"
+        )
+    collection = body.collection or principal.collection_or(services.settings.default_collection)
+    principal.check_collection(collection)
+    request = body.model_dump(exclude_none=True) | {"collection": collection}
+    job = await run_in_threadpool(services.jobs.submit, request, key)
+    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    return job.as_json()
+
+
+@router.get("/jobs/{job_id}")
+async def get_job(job_id: str, principal: ReadKey, services: ServicesDep) -> dict[str, Any]:
+    """The job's state, progress, per-item errors and (when done) its report."""
+    job = await run_in_threadpool(services.jobs.get, job_id)
+    if job.collection is not None:
+        principal.check_collection(job.collection)
+    return job.as_json()
+
+
+@router.get("/jobs")
+async def list_jobs(
+    principal: ReadKey,
+    services: ServicesDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    """Jobs, newest first (for a key bound to a collection: only that collection's, within the page)."""
+    jobs = await run_in_threadpool(services.jobs.list, limit, offset)
+    visible = [j for j in jobs if principal.collection in (None, j.collection)]
+    return {"jobs": [j.as_json() for j in visible], "offset": offset, "limit": limit}

@@ -1,0 +1,43 @@
+"""POST /v1/lookup: equality lookups on allow-listed tables, for the application layer (no SQL text)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from almanac.server.auth import ReadKey
+from almanac.server.deps import ServicesDep
+from almanac.server.table_lookup import TableLookup
+
+router = APIRouter(prefix="/v1", tags=["lookup"])
+
+Value = str | int | float | bool | None
+
+
+class LookupRequest(BaseModel):
+    """{table, where: {column: value}, limit}: rows whose columns equal the values."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    table: str = Field(min_length=1, max_length=256, description="'table' or 'source.table'")
+    where: dict[Annotated[str, Field(min_length=1, max_length=128)], Value] = Field(
+        default_factory=dict, max_length=32
+    )
+    limit: int = Field(10, ge=1, le=100_000, description="capped at server.lookup_row_cap")
+
+
+@router.post("/lookup")
+async def lookup(body: LookupRequest, _principal: ReadKey, services: ServicesDep) -> dict[str, Any]:
+    """Rows of an allow-listed table; 400 naming the allowed tables for anything else."""
+    service = TableLookup(services.settings.server, services.sources)
+    found = await run_in_threadpool(service.lookup, body.table, body.where, body.limit)
+    return {
+        "source": found.source,
+        "table": found.table,
+        "rows": found.rows,
+        "count": len(found.rows),
+        "limit": found.limit,
+    }

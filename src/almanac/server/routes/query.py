@@ -1,0 +1,125 @@
+"""POST /v1/query (answer, optionally streamed as server-sent events) and POST /v1/search (retrieval only).
+
+Streamed answers send, in order: ``event: sources`` (the sources, model and adapter), ``event: token`` per
+piece of text, then ``event: done`` with the cleaned answer (citations to no source removed), `cited`,
+`usage` and `timings`. An error after the stream started arrives as ``event: error`` in the error shape.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from almanac.core.errors import AlmanacError
+from almanac.server.answer import Answer, Ask, Prepared
+from almanac.server.auth import Principal, ReadKey
+from almanac.server.client_watch import run_while_connected
+from almanac.server.deps import ServicesDep
+from almanac.server.errors import classify, error_body
+from almanac.server.services import Services
+from almanac.server.sse import KEEP_ALIVE, SSE_HEADERS, follow_client, sse_event
+
+router = APIRouter(tags=["query"])
+
+# Absolute caps; the configured (smaller) limits are checked by server.limits at run time.
+_TEXT = Field(min_length=1, max_length=100_000)
+_NAME = Field(None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+class QueryRequest(BaseModel):
+    """POST /v1/query."""
+
+    model_config = ConfigDict(extra="forbid")
+    question: str = _TEXT
+    collection: str | None = _NAME
+    top_k: int | None = Field(None, ge=1, le=1000)
+    adapter: str | None = Field(None, min_length=1, max_length=64)
+    max_tokens: int | None = Field(None, ge=1, le=100_000)
+    stream: bool = False
+
+
+class SearchRequest(BaseModel):
+    """POST /v1/search."""
+
+    model_config = ConfigDict(extra="forbid")
+    query: str = _TEXT
+    collection: str | None = _NAME
+    top_k: int | None = Field(None, ge=1, le=1000)
+
+
+def _collection(principal: Principal, asked: str | None, services: Services) -> str:
+    name = asked or principal.collection_or(services.settings.default_collection)
+    principal.check_collection(name)
+    return name
+
+
+@router.post("/v1/query", response_model=None)
+async def query(
+    body: QueryRequest, request: Request, principal: ReadKey, services: ServicesDep
+) -> dict[str, Any] | StreamingResponse:
+    """Answer a question from the collection, with sources and checked citations."""
+    ask = Ask(
+        body.question,
+        _collection(principal, body.collection, services),
+        body.top_k,
+        body.adapter,
+        body.max_tokens,
+    )
+    if body.stream:
+        return await _stream(request, services, ask)
+    answer = await run_while_connected(request, services.answerer.answer_async(ask))
+    services.metrics.observe_answer(answer)
+    return answer.as_json()
+
+
+async def _stream(request: Request, services: Services, ask: Ask) -> StreamingResponse:
+    cancel = threading.Event()
+    events = services.answerer.stream(ask, cancel)
+    first = await anext(events)  # errors up to here (limits, retrieval, a full queue) get a plain status
+    assert isinstance(first, Prepared)
+    body = _answer_events(first, follow_client(request, events, cancel), services)
+    return StreamingResponse(body, media_type="text/event-stream", headers=SSE_HEADERS)
+
+
+async def _answer_events(
+    prepared: Prepared, events: AsyncIterator[Prepared | str | Answer | None], services: Services
+) -> AsyncIterator[bytes]:
+    sources = {
+        "sources": [hit.as_json() for hit in prepared.hits],
+        "model": services.chat.name,
+        "adapter": prepared.adapter,
+    }
+    yield sse_event(sources, "sources")
+    try:
+        async for item in events:
+            if item is None:
+                yield KEEP_ALIVE
+            elif isinstance(item, str):
+                yield sse_event({"text": item}, "token")
+            elif isinstance(item, Answer):
+                services.metrics.observe_answer(item)
+                done = item.as_json()
+                yield sse_event({k: done[k] for k in ("answer", "cited", "usage", "timings")}, "done")
+    except AlmanacError as exc:
+        yield sse_event(error_body(classify(exc)[1], str(exc)), "error")
+
+
+@router.post("/v1/search")
+async def search(body: SearchRequest, principal: ReadKey, services: ServicesDep) -> dict[str, Any]:
+    """Hybrid search without generation; concurrent searches share one embedding call."""
+    limits = services.answerer.limits
+    query_text = limits.question(body.query, "query")
+    k = limits.top_k(body.top_k if body.top_k is not None else services.settings.retrieval.top_k)
+    collection = _collection(principal, body.collection, services)
+    started = time.perf_counter()
+    hits = await run_in_threadpool(services.searcher.search, query_text, collection, k)
+    services.metrics.retrieval.observe(time.perf_counter() - started)
+    hits = await run_in_threadpool(services.sources.refresh, hits)  # rows as they are now
+    return {"results": [hit.as_json() for hit in hits]}

@@ -1,0 +1,83 @@
+"""Micro-batching of concurrent searches: many queries, one embedding call.
+
+Searches run on threadpool threads. The first search of a batch leads it: when other searches are already in
+flight (the server is busy) it waits `window_s` for more queries of the same collection to join, then runs one
+`Retriever.search_many` for the whole batch and hands each caller its slice. An idle server adds no wait.
+
+Queries only share a batch when their fused rankings are cut from the same candidate lists, i.e. the same
+``max(top_k, candidates)``; each caller's hits are then exactly a prefix of the batch's, the same as a search
+of its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+from almanac.core.types import Hit
+from almanac.server.retrieval import Retriever
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class _Item:
+    query: str
+    top_k: int
+    result: Future[list[Hit]] = field(default_factory=Future)
+
+
+@dataclass(slots=True)
+class _Batch:
+    items: list[_Item] = field(default_factory=list)
+
+
+class SearchBatcher:
+    """Thread-safe `search(query, collection, top_k)` that batches concurrent callers."""
+
+    def __init__(self, retriever: Retriever, window_s: float = 0.003, max_batch: int = 64) -> None:
+        self.retriever, self.window_s, self.max_batch = retriever, window_s, max_batch
+        self._lock = threading.Lock()
+        self._open: dict[tuple[str, int], _Batch] = {}
+        self._active = 0
+        self.batches = 0  # batches run so far (for tests and metrics)
+
+    def search(self, query: str, collection: str, top_k: int) -> list[Hit]:
+        """The top_k hits for `query`, as `Retriever.search` would return them."""
+        key = (collection, max(top_k, self.retriever.settings.candidates))
+        item = _Item(query, top_k)
+        with self._lock:
+            self._active += 1
+            batch = self._open.get(key)
+            leader = batch is None or len(batch.items) >= self.max_batch
+            if leader:
+                batch = self._open[key] = _Batch()
+            batch.items.append(item)  # type: ignore[union-attr]
+            busy = self._active > 1
+        try:
+            if leader:
+                self._lead(key, batch, busy)  # type: ignore[arg-type]
+            return item.result.result()
+        finally:
+            with self._lock:
+                self._active -= 1
+
+    def _lead(self, key: tuple[str, int], batch: _Batch, busy: bool) -> None:
+        if busy:
+            time.sleep(self.window_s)  # let concurrent queries join this batch
+        with self._lock:
+            if self._open.get(key) is batch:
+                del self._open[key]  # closed: later queries start a new batch
+        items = batch.items
+        try:
+            hits = self.retriever.search_many([i.query for i in items], key[0], max(i.top_k for i in items))
+        except BaseException as exc:
+            for item in items:
+                item.result.set_exception(exc)
+            return
+        self.batches += 1
+        for item, found in zip(items, hits, strict=True):
+            item.result.set_result(found[: item.top_k])

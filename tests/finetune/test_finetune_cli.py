@@ -1,0 +1,113 @@
+"""The CLI end to end with fake services: generate -> train -> eval --save -> promote -> list -> rollback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from almanac.cli import wiring
+from almanac.cli.main import main
+from almanac.core.adapter_manifest import WEIGHTS_FILE, AdapterManifest
+from almanac.core.embedder import HashingEmbedder
+from almanac.finetune import teacher
+from almanac.finetune.records import read_records
+from tests.finetune.fake_services import ChatAnswerer
+from tests.finetune.test_evaluation import OracleChat, write_questions
+from tests.finetune.test_generation import PassageTeacher
+
+
+class FakeCatalog:
+    def __init__(self, chunks) -> None:
+        self.chunks = chunks
+
+    def iter_chunks(self, collection: str):
+        return iter([c for c in self.chunks if c.collection == collection])
+
+
+class FakeService:
+    """Stands in for the server's AnswerService: a promoted default applies when a request names none."""
+
+    def __init__(self, retriever, chat) -> None:
+        self.chat = chat
+        self.default_adapter = lambda: "good"
+        self.collection_adapters = {"default": "good"}
+        self._inner = ChatAnswerer(retriever, chat)
+
+    def answer(self, ask):
+        adapter = ask.adapter or self.collection_adapters.get(ask.collection) or self.default_adapter()
+        return self._inner.answer(ask.question, ask.collection, adapter)
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch, chunks, retriever) -> Path:
+    monkeypatch.setenv("ALMANAC_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(wiring, "open_catalog", lambda settings: FakeCatalog(chunks))
+    monkeypatch.setattr(wiring, "build_retriever", lambda settings, catalog=None: retriever)
+    monkeypatch.setattr(wiring, "build_embedder", lambda settings: HashingEmbedder(256))
+    monkeypatch.setattr(wiring, "build_answerer", lambda settings: FakeService(retriever, OracleChat()))
+    monkeypatch.setattr(teacher, "build_teacher", lambda *args: PassageTeacher())
+    return tmp_path / "home"
+
+
+def test_generate_writes_a_curated_split_dataset(home, tmp_path, capsys):
+    out = tmp_path / "ds"
+    args = [
+        "finetune",
+        "generate",
+        "--out",
+        str(out),
+        "--refusal-fraction",
+        "1",
+        "--sycophancy-fraction",
+        "1",
+    ]
+    assert main([*args, "--top-k", "3"]) == 0
+    printed = capsys.readouterr().out
+    assert "dropped: round_trip" in printed and str(out) in printed
+    report = json.loads((out / "report.json").read_text())
+    assert report["generated"] == report["kept"] + sum(report["dropped"].values())
+    splits = {name: read_records(out / f"{name}.jsonl") for name in ("train", "validation", "test")}
+    assert sum(len(s) for s in splits.values()) == report["kept"] > 0
+    documents = [{r.source for r in records} for records in splits.values()]
+    assert not (documents[0] & documents[1] or documents[0] & documents[2] or documents[1] & documents[2])
+    assert main([*args, "--top-k", "3"]) == 2
+    assert "already exists" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_train_from_the_cli(home, tmp_path, tiny_model_dir, capsys):
+    out = tmp_path / "ds"
+    assert main(["finetune", "generate", "--out", str(out), "--top-k", "3"]) == 0
+    args = ["finetune", "train", "--name", "cli", "--data", str(out), "--base-model", str(tiny_model_dir)]
+    assert main([*args, "--max-steps", "1", "--device", "cpu", "--lr", "1e-3"]) == 0
+    manifest = AdapterManifest.load(home / "adapters" / "cli")
+    assert manifest.hyperparameters["learning_rate"] == 1e-3 and manifest.hyperparameters["max_steps"] == 1
+    assert "written to" in capsys.readouterr().out
+    assert main(["adapters", "list", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert listed["default"] is None and [a["name"] for a in listed["adapters"]] == ["cli"]
+
+
+def test_eval_save_promote_list_rollback(home, tmp_path, chunks, capsys):
+    questions = tmp_path / "qa.jsonl"
+    write_questions(questions, chunks)
+    folder = home / "adapters" / "good"
+    AdapterManifest("good", "base/model", "2025-01-01T00:00:00Z").save(folder)
+    (folder / WEIGHTS_FILE).write_bytes(b"")
+
+    assert main(["adapters", "promote", "good"]) == 2
+    assert "no stored evaluation" in capsys.readouterr().err
+    assert main(["eval", str(questions), "--adapter", "good", "--save", "-k", "3"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.splitlines()[0].split() == ["metric", "base", "good", "change"]
+    evaluation = AdapterManifest.load(folder).evaluation
+    assert evaluation["score"] == 1.0 and evaluation["base_score"] == 0.0  # no default leaked into 'base'
+    assert json.loads((tmp_path / "qa.eval-good.json").read_text())["summaries"]["good"]["score"] == 1.0
+
+    assert main(["adapters", "promote", "good"]) == 0
+    assert main(["adapters", "list"]) == 0
+    assert "* good" in capsys.readouterr().out
+    assert main(["adapters", "rollback"]) == 0
+    assert "base model" in capsys.readouterr().out

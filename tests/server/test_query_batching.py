@@ -1,0 +1,62 @@
+"""The search micro-batcher: concurrent queries share one Retriever.search_many call, results unchanged."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from almanac.core.settings import RetrievalSettings
+from almanac.core.types import Hit
+from almanac.server.search_batcher import SearchBatcher
+
+
+class RecordingRetriever:
+    """Hits derived from the query text; the first call blocks until `release` is set."""
+
+    def __init__(self) -> None:
+        self.settings = RetrievalSettings()
+        self.calls: list[list[str]] = []
+        self.release, self.first_started = threading.Event(), threading.Event()
+
+    def search_many(self, queries: Sequence[str], collection: str, top_k: int) -> list[list[Hit]]:
+        self.calls.append(list(queries))
+        if len(self.calls) == 1:
+            self.first_started.set()
+            self.release.wait(10)
+        return [
+            [Hit(i, 1.0 / (i + 1), f"{q}#{i}", collection, "", "document") for i in range(top_k)]
+            for q in queries
+        ]
+
+
+def test_concurrent_queries_are_embedded_in_one_batch_and_sliced_per_caller() -> None:
+    retriever = RecordingRetriever()
+    batcher = SearchBatcher(retriever, window_s=0.5)  # type: ignore[arg-type]
+    with ThreadPoolExecutor(16) as pool:
+        first = pool.submit(batcher.search, "q0", "c", 2)
+        assert retriever.first_started.wait(5)  # the server is busy: later queries wait for company
+        rest = [pool.submit(batcher.search, f"q{i}", "c", 1 + i % 3) for i in range(1, 16)]
+        threading.Timer(0.2, retriever.release.set).start()
+        results = [first.result(10)] + [f.result(10) for f in rest]
+
+    assert retriever.calls[0] == ["q0"]
+    assert sorted(retriever.calls[1]) == sorted(f"q{i}" for i in range(1, 16))  # one call for all 15
+    assert len(retriever.calls) == 2
+    for i, hits in enumerate(results):
+        k = 2 if i == 0 else 1 + i % 3
+        assert [h.text for h in hits] == [f"q{i}#{j}" for j in range(k)]
+
+
+def test_an_idle_batcher_does_not_wait_and_errors_reach_every_caller() -> None:
+    class Failing(RecordingRetriever):
+        def search_many(self, queries: Sequence[str], collection: str, top_k: int) -> list[list[Hit]]:
+            raise ValueError("broken index")
+
+    batcher = SearchBatcher(Failing(), window_s=5.0)  # type: ignore[arg-type]
+    try:
+        batcher.search("q", "c", 1)  # alone: no 5 s wait before failing
+    except ValueError as exc:
+        assert "broken index" in str(exc)
+    else:
+        raise AssertionError("the error was swallowed")
