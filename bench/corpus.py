@@ -24,8 +24,9 @@ _NO_APT = f"""cannot fetch the corpus: {{reason}}
 Fetch it by hand, then re-run:
   apt-get update && (cd /tmp && apt-get download {PACKAGE})
   dpkg -x /tmp/{PACKAGE}_*.deb {DATA_DIR}
-or download the .deb from https://packages.debian.org/bookworm/all/{PACKAGE}/download on a machine with
-network access, copy it here and run the dpkg -x line above. The HTML must end up in {DATA_DIR / HTML_SUBDIR}."""
+or download the .deb from https://packages.debian.org/bookworm/all/{PACKAGE}/download on a machine
+with network access, copy it here and run the dpkg -x line above.
+The HTML must end up in {DATA_DIR / HTML_SUBDIR}."""
 
 
 class CorpusError(RuntimeError):
@@ -107,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         print("\n".join(str(f) for f in files))
     size = sum(f.stat().st_size for f in files)
-    print(f"{len(files)} HTML files, {size / 1e6:.1f} MB, subset {args.subset!r} under {root}", file=sys.stderr)
+    print(f"{len(files)} HTML files, {size / 1e6:.1f} MB, subset {args.subset!r} in {root}", file=sys.stderr)
     return 0
 
 

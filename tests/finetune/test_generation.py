@@ -151,3 +151,10 @@ def test_parse_row_reads_both_row_formats():
     assert parse_row("table: cars | name: Zip | horsepower: 90").table == "cars"
     assert parse_row("bikes | id: 3 | name: Trail 29").key == ("name", "Trail 29")
     assert parse_row("just a sentence") is None
+
+
+def test_a_looping_teacher_counts_at_most_the_questions_asked_for():
+    reply = "Q: When?\nA: 9\nR: The sign says 9.\nW: 10\n" + "R: The sign says 9.\n" * 50
+    drafts, unparsable = parse_drafts(reply, limit=2)
+    assert len(drafts) == 1 and unparsable == 2
+    assert parse_drafts(reply)[1] == 50

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -12,9 +13,11 @@ from safetensors.torch import load_file
 from transformers import TrainerCallback
 
 from almanac.core.adapter_manifest import AdapterManifest, list_adapters
+from almanac.core.adapter_registry import AdapterRegistry
 from almanac.core.chat_model import TransformersChatModel, model_identity
 from almanac.core.errors import AdapterMismatchError, InputError, ModelError
 from almanac.core.prompt import SYSTEM_PROMPT, build_answer_messages
+from almanac.core.settings import Settings
 from almanac.finetune.generation import GenerationConfig, Generator
 from almanac.finetune.question_writer import QuestionWriter
 from almanac.finetune.records import file_sha256, read_records, write_records
@@ -132,7 +135,7 @@ def test_loss_falls_on_the_completion_only_after_the_server_prompt(trained, data
 def test_adapter_folder_holds_safetensors_and_manifest(trained, tiny_model_dir, data):
     result, _, adapters_dir = trained
     folder = adapters_dir / "straight"
-    assert result.folder == folder
+    assert result.folder == folder and result.tokens_per_second > 0 and math.isfinite(result.train_loss)
     weights = load_file(folder / "adapter_model.safetensors")
     assert weights and all("lora_" in key for key in weights)
     assert json.loads((folder / "adapter_config.json").read_text())["r"] == 16
@@ -176,6 +179,11 @@ def test_killed_run_leaves_no_adapter_and_resumes_to_the_same_weights(
     steps = Steps()
     resumed = train(cfg, data, adapters_dir, tmp_path, callbacks=[steps])
     assert steps.done == [3, 4]  # resumed after the checkpoint at step 2
+    assert (
+        0
+        < resumed.tokens_per_second * resumed.runtime_s
+        < trained[0].tokens_per_second * trained[0].runtime_s
+    )
     straight = load_file(trained[0].folder / "adapter_model.safetensors")
     again = load_file(resumed.folder / "adapter_model.safetensors")
     assert straight.keys() == again.keys()
@@ -202,3 +210,39 @@ def test_bad_inputs_fail_clearly_before_training(tiny_model_dir, data, tmp_path)
             config(tiny_model_dir, "taken"), data[0], models_dir=tmp_path, adapters_dir=tmp_path / "a"
         )
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["taken"]
+
+
+def test_server_answers_with_the_promoted_adapter_without_a_restart(
+    trained, tiny_model_dir, retriever, tmp_path
+):
+    from almanac.server.answer import Ask
+    from almanac.server.answering import AnswerService
+    from almanac.server.lazy_chat_model import LazyChatModel
+    from almanac.server.model_queue import ModelQueue
+
+    adapters_dir = tmp_path / "adapters"
+    shutil.copytree(trained[2], adapters_dir)  # the registry writes here; the shared folder stays as is
+    registry = AdapterRegistry(adapters_dir)
+    chat = TransformersChatModel(
+        tiny_model_dir, identity=model_identity(str(tiny_model_dir)), device="cpu", adapters_dir=adapters_dir
+    )
+    queue = ModelQueue(2)
+    service = AnswerService(
+        retriever.search,
+        LazyChatModel.of(chat),
+        queue,
+        None,
+        Settings(home=tmp_path / "home"),
+        default_adapter=registry.default,
+    )
+    ask = Ask("Who planted the Vellmont quince trees?", "default", max_tokens=16)
+    try:
+        before = service.answer(ask)
+        registry.promote("straight", force=True)
+        after = service.answer(ask)
+        registry.rollback()
+        again = service.answer(ask)
+    finally:
+        queue.close(wait=True)
+    assert (before.adapter, after.adapter, again.adapter) == (None, "straight", None)
+    assert after.text != before.text and again.text == before.text

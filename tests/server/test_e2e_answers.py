@@ -166,7 +166,6 @@ def test_sigterm_lets_the_running_stream_finish_then_exits(served: Served) -> No
                 done = json.loads(line[6:])
     assert events[0] == "sources" and events[-1] == "done" and events.count("token") > 1
     assert "Vell" in done["answer"]
-    # drained, then exited; uvicorn re-raises the caught SIGTERM once shut down (exit status 143 in a shell)
-    assert served.process.wait(60) in (0, -signal.SIGTERM)
+    assert served.process.wait(60) == 0  # drained, then a clean exit
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{served.base}/healthz", timeout=2)

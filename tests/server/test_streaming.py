@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -26,11 +27,12 @@ class GatedChatModel:
 
     def __init__(self, pieces: int = 1000, delay_s: float = 0.01) -> None:
         self.gate, self.started, self.cancelled = threading.Event(), threading.Event(), threading.Event()
-        self.pieces, self.delay_s, self.produced = pieces, delay_s, 0
+        self.pieces, self.delay_s, self.produced, self.completions = pieces, delay_s, 0, 0
 
     def complete(
         self, messages: Sequence[ChatMessage], max_tokens: int, adapter: str | None = None
     ) -> Completion:
+        self.completions += 1
         self.started.set()
         self.gate.wait(10)
         return Completion("Kessik erupted in 1821 [1].", 10, 6)
@@ -129,3 +131,25 @@ def test_disconnect_cancels_the_generation(settings: Settings, live_server: Call
     while services.queue.depth and time.monotonic() < deadline:
         time.sleep(0.02)
     assert services.queue.depth == 0  # the slot is free again
+
+
+def test_a_client_that_leaves_drops_its_queued_generation(
+    settings: Settings, live_server: Callable[[FastAPI], str]
+) -> None:
+    chat = GatedChatModel()
+    services = build_services(settings, chat)
+    base = live_server(create_app(services=services))
+    holder = threading.Thread(
+        target=lambda: httpx.post(f"{base}/v1/query", json={"question": "a"}, timeout=30)
+    )
+    holder.start()
+    assert chat.started.wait(5)  # the model is busy with the first request
+    with pytest.raises(httpx.ReadTimeout):  # the second waits in the queue, then its client hangs up
+        httpx.post(f"{base}/v1/query", json={"question": "Kessik"}, timeout=0.5)
+    deadline = time.monotonic() + 5
+    while services.queue.depth > 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert services.queue.depth == 1  # the queued job was dropped, its slot freed
+    chat.gate.set()
+    holder.join(10)
+    assert chat.completions == 1  # it never ran

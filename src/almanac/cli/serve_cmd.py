@@ -11,6 +11,9 @@ import argparse
 import ipaddress
 import logging
 import socket
+from types import FrameType
+
+import uvicorn
 
 from almanac.core.catalog import Catalog
 from almanac.core.errors import ConfigError
@@ -18,6 +21,18 @@ from almanac.core.settings import Settings
 
 log = logging.getLogger(__name__)
 DRAIN_SECONDS = 30
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn, except that a SIGTERM/SIGINT that drained the server ends with exit status 0: uvicorn
+    re-raises the signal once shut down, so `make run` and supervisors would report a clean stop as a crash."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        """Start the graceful shutdown (a second Ctrl-C forces it), without re-raising the signal later."""
+        super().handle_exit(sig, frame)
+        captured = getattr(self, "_captured_signals", None)
+        if isinstance(captured, list):
+            captured.clear()
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -56,8 +71,6 @@ def check_bind(host: str, has_keys: bool) -> None:
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     """Build the app and run uvicorn until SIGTERM/SIGINT."""
-    import uvicorn
-
     from almanac.server.app import create_app
     from almanac.server.key_store import KeyStore
 
@@ -79,5 +92,6 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         log_level=logging.getLevelName(max(logging.getLogger().level, logging.INFO)).lower(),
     )
     print(f"almanac: serving on http://{host}:{port} (docs at /docs); Ctrl-C or SIGTERM drains and stops")
-    uvicorn.Server(config).run()
+    DrainingServer(config).run()
+    print("almanac: stopped")
     return 0

@@ -1,7 +1,8 @@
 """The catalog: SQLAlchemy access to collections, documents, chunks (with vectors) and index versions.
 
-The indexer stages a batch of document changes and records the new index version inside one transaction
-(`Catalog.transaction`): the chunks and the version that indexes them are both committed, or neither.
+The indexer stages a batch of document changes (core/catalog_staging.py) and records the new index version
+inside one transaction (`Catalog.transaction`): the chunks and the version that indexes them are both
+committed, or neither.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import Engine, create_engine, delete, event, func, select
+from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from almanac.core.catalog_engine import make_engine
 from almanac.core.catalog_schema import (
     Base,
     ChunkRow,
@@ -23,10 +25,9 @@ from almanac.core.catalog_schema import (
     DocumentRow,
     IndexVersionRow,
     SourceRow,
-    utcnow,
 )
 from almanac.core.errors import ConfigError, IndexMismatchError, NotFoundError
-from almanac.core.types import ChunkDraft, ChunkRecord, SourceKind
+from almanac.core.types import ChunkRecord
 
 log = logging.getLogger(__name__)
 
@@ -41,20 +42,6 @@ class DocState:
     size: int
 
 
-@dataclass(slots=True)
-class DocumentUpsert:
-    """A new or changed document with its chunks and their vectors (row i of `vectors` is chunk i)."""
-
-    source: str
-    kind: SourceKind
-    title: str
-    content_hash: str
-    mtime: float
-    size: int
-    chunks: list[ChunkDraft]
-    vectors: np.ndarray
-
-
 @dataclass(frozen=True, slots=True)
 class CollectionStats:
     """Counts for `almanac status`."""
@@ -66,27 +53,6 @@ class CollectionStats:
     documents: int
     chunks: int
     version: int
-
-
-def _sqlite_pragmas(dbapi_conn: object, _record: object) -> None:
-    # WAL lets readers search while the single writer commits; FULL sync makes commits durable.
-    cur = dbapi_conn.cursor()  # type: ignore[attr-defined]
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=FULL")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=30000")
-    cur.close()
-
-
-def make_engine(url: str) -> Engine:
-    """An engine for the catalog URL (SQLite pragmas applied on every connection)."""
-    try:
-        engine = create_engine(url, pool_pre_ping=True)
-    except Exception as exc:  # bad URL or missing driver
-        raise ConfigError(f"cannot use catalog URL ({exc}); check ALMANAC_CATALOG__URL") from exc
-    if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
-    return engine
 
 
 class Catalog:
@@ -254,62 +220,6 @@ class Catalog:
             found.update((r.id, r) for r in self._records(query))
         return found
 
-    # -- staged writes (inside Catalog.transaction) ----------------------------------------------
-    def stage_upsert(
-        self, s: Session, collection_id: int, doc: DocumentUpsert
-    ) -> tuple[list[int], list[int]]:
-        """Replace a document's chunks; returns (new chunk ids, removed chunk ids)."""
-        row = s.scalar(
-            select(DocumentRow).where(
-                DocumentRow.collection_id == collection_id, DocumentRow.source == doc.source
-            )
-        )
-        removed: list[int] = []
-        if row is None:
-            row = DocumentRow(collection_id=collection_id, source=doc.source, kind=doc.kind)
-            s.add(row)
-        else:
-            removed = list(s.scalars(select(ChunkRow.id).where(ChunkRow.document_id == row.id)))
-            s.execute(delete(ChunkRow).where(ChunkRow.document_id == row.id))
-        row.title, row.content_hash, row.mtime, row.size = doc.title, doc.content_hash, doc.mtime, doc.size
-        row.updated_at = utcnow()
-        s.flush()
-        chunks = [
-            ChunkRow(
-                document_id=row.id,
-                collection_id=collection_id,
-                ordinal=c.ordinal,
-                text=c.text,
-                locator=c.locator,
-                content_hash=c.content_hash,
-                vector=doc.vectors[i].tobytes(),
-            )
-            for i, c in enumerate(doc.chunks)
-        ]
-        s.add_all(chunks)
-        s.flush()
-        return [c.id for c in chunks], removed
-
-    def stage_delete(self, s: Session, collection_id: int, source: str) -> list[int]:
-        """Delete a document and its chunks; returns the removed chunk ids."""
-        doc_id = s.scalar(
-            select(DocumentRow.id).where(
-                DocumentRow.collection_id == collection_id, DocumentRow.source == source
-            )
-        )
-        if doc_id is None:
-            return []
-        removed = list(s.scalars(select(ChunkRow.id).where(ChunkRow.document_id == doc_id)))
-        s.execute(delete(ChunkRow).where(ChunkRow.document_id == doc_id))
-        s.execute(delete(DocumentRow).where(DocumentRow.id == doc_id))
-        return removed
-
-    def stage_touch(self, s: Session, doc_id: int, mtime: float, size: int) -> None:
-        """Record a new mtime for content that did not change (so the next run skips hashing it)."""
-        row = s.get(DocumentRow, doc_id)
-        if row is not None:
-            row.mtime, row.size = mtime, size
-
     # -- index versions ----------------------------------------------------------------------------
     def latest_version(self, collection_id: int) -> IndexVersionRow | None:
         """The newest published index version of a collection."""
@@ -320,10 +230,6 @@ class Catalog:
                 .order_by(IndexVersionRow.version.desc())
                 .limit(1)
             )
-
-    def stage_version(self, s: Session, version: IndexVersionRow) -> None:
-        """Record a published index file in the current transaction."""
-        s.add(version)
 
     # -- source databases ------------------------------------------------------------------------
     def register_source(self, name: str, url: str) -> None:

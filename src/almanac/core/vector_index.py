@@ -11,37 +11,28 @@ Readers search a snapshot while the writer mutates a `copy()` and publishes it w
 
 Kinds: ``flat`` (IndexIDMap2 over IndexFlatIP, exact), ``hnsw`` (IndexHNSWFlat under IndexIDMap2; it cannot
 remove, so removed ids are tombstones filtered out at search time until `needs_rebuild()`), ``ivf``
-(IndexIVFFlat trained by `build_index`, flat until there are enough vectors to train). A file is one .npz
-(no pickle): the serialized FAISS index, the tombstones and a JSON meta.
+(IndexIVFFlat trained by `build_index`, flat until there are enough vectors to train). `save` and `load`
+use the file format of `almanac.core.index_file`; inputs are checked by `almanac.core.vector_batch`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
-import json
 import logging
-import os
-import zipfile
 from pathlib import Path
 
 import faiss
 import numpy as np
 
-from almanac.core.errors import ConfigError, IndexMismatchError, InputError, LimitError
+from almanac.core.errors import ConfigError, InputError, LimitError
+from almanac.core.index_file import IndexFile, index_kind, read_index_file, write_index_file
 from almanac.core.settings import IndexSettings
+from almanac.core.vector_batch import check_ids, check_vectors
 
 log = logging.getLogger(__name__)
 
 MIN_POINTS_PER_LIST = 39  # FAISS k-means wants at least 39 training points per centroid
 MAX_K = 16_384
 GPU_MAX_K = 2048  # FAISS GPU search limit; larger k is served by the CPU index
-_FORMAT = 1
-_EPOCH = (1980, 1, 1, 0, 0, 0)  # fixed zip timestamps: the same index always gives the same bytes
-
-
-def _stale(problem: str) -> IndexMismatchError:
-    return IndexMismatchError(f"{problem}; the index is a derived cache: rebuild it from the catalog")
 
 
 def _want_gpu(settings: IndexSettings) -> bool:
@@ -55,43 +46,9 @@ def _want_gpu(settings: IndexSettings) -> bool:
     return bool(settings.use_gpu) or (settings.use_gpu is None and gpus > 0)
 
 
-def _check_ids(ids: np.ndarray) -> np.ndarray:
-    arr = np.asarray(ids)
-    if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
-        raise InputError(f"ids must be a 1-D integer array, got shape {arr.shape} dtype {arr.dtype}")
-    arr = np.ascontiguousarray(arr, dtype=np.int64)
-    if arr.size and arr.min() < 0:
-        raise InputError("ids must be >= 0 (-1 marks an empty result slot)")
-    return arr
-
-
-def _check_vectors(vectors: np.ndarray, dimension: int) -> np.ndarray:
-    arr = np.asarray(vectors)
-    if arr.dtype != np.float32:
-        raise InputError(f"vectors must be float32, got {arr.dtype}; convert with .astype(np.float32)")
-    if arr.ndim != 2:
-        raise InputError(f"vectors must have shape (n, {dimension}), got {arr.shape}; use v[None, :] for one")
-    if arr.shape[1] != dimension:
-        raise _stale(f"vectors have dimension {arr.shape[1]} but the index has {dimension} (model changed?)")
-    if not np.isfinite(arr).all():
-        raise InputError("vectors contain NaN or infinity; check the embedder output")
-    return np.ascontiguousarray(arr)
-
-
 def _new_faiss(kind: str, dimension: int, settings: IndexSettings, nlist: int = 0) -> faiss.Index:
     spec = {"flat": "IDMap2,Flat", "hnsw": f"IDMap2,HNSW{settings.hnsw_m}", "ivf": f"IVF{nlist},Flat"}
     return faiss.index_factory(dimension, spec[kind], faiss.METRIC_INNER_PRODUCT)
-
-
-def _kind_of(index: faiss.Index) -> str:
-    if isinstance(index, faiss.IndexIVFFlat):
-        return "ivf"
-    inner = faiss.downcast_index(index.index) if isinstance(index, faiss.IndexIDMap2) else None
-    if isinstance(inner, faiss.IndexHNSWFlat):
-        return "hnsw"
-    if isinstance(inner, faiss.IndexFlat):
-        return "flat"
-    raise _stale(f"unexpected FAISS index type {type(index).__name__}")
 
 
 class FaissIndex:
@@ -110,7 +67,7 @@ class FaissIndex:
         self._index = index
         self._settings = settings
         self.dimension: int = int(index.d)
-        self.kind: str = _kind_of(index)
+        self.kind: str = index_kind(index)
         self._nlist = int(index.nlist) if self.kind == "ivf" else 0
         self._use_gpu = self.kind != "hnsw" and _want_gpu(settings)
         self._gpu_index: faiss.Index | None = None
@@ -155,7 +112,7 @@ class FaissIndex:
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         """Add vectors under new int64 ids; an id already stored (or tombstoned) is an InputError."""
-        ids, vectors = _check_ids(ids), _check_vectors(vectors, self.dimension)
+        ids, vectors = check_ids(ids), check_vectors(vectors, self.dimension)
         if len(ids) != len(vectors):
             raise InputError(f"got {len(ids)} ids for {len(vectors)} vectors; pass one id per vector")
         if len(np.unique(ids)) != len(ids):
@@ -170,7 +127,7 @@ class FaissIndex:
 
     def remove(self, ids: np.ndarray) -> None:
         """Remove ids; unknown ids are ignored. HNSW marks them as tombstones instead."""
-        ids = _check_ids(ids)
+        ids = check_ids(ids)
         if not ids.size:
             return
         if self.kind == "hnsw":
@@ -182,7 +139,7 @@ class FaissIndex:
 
     def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(scores, ids), each (len(vectors), k), best first; empty slots have id -1 and score -inf."""
-        vectors = _check_vectors(vectors, self.dimension)
+        vectors = check_vectors(vectors, self.dimension)
         if not 1 <= k <= MAX_K:
             raise LimitError(f"k must be between 1 and {MAX_K}, got {k}")
         scores = np.full((len(vectors), k), -np.inf, dtype=np.float32)
@@ -253,52 +210,15 @@ class FaissIndex:
 
     def save(self, path: Path) -> str:
         """Write the CPU index to exactly `path` (the caller renames it into place), fsync, return sha256."""
-        meta = json.dumps({"format": _FORMAT, "kind": self.kind, "dimension": self.dimension})
-        arrays = {
-            "index": faiss.serialize_index(self._index),
-            "tombstones": self._tombstones,
-            "meta": np.frombuffer(meta.encode(), dtype=np.uint8),
-        }
-        buffer = io.BytesIO()
-        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
-            for name, array in arrays.items():
-                with archive.open(zipfile.ZipInfo(f"{name}.npy", _EPOCH), "w", force_zip64=True) as member:
-                    np.lib.format.write_array(member, np.ascontiguousarray(array), allow_pickle=False)
-        data = buffer.getvalue()
-        with open(path, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        return hashlib.sha256(data).hexdigest()
+        return write_index_file(path, IndexFile(self._index, self._tombstones))
 
     @classmethod
     def load(
         cls, path: Path, settings: IndexSettings | None = None, expected_sha256: str | None = None
     ) -> FaissIndex:
         """Read a file written by `save`; a missing, corrupt or mismatching file is an IndexMismatchError."""
-        try:
-            data = Path(path).read_bytes()
-        except OSError as exc:
-            raise _stale(f"cannot read index file {path} ({exc})") from exc
-        digest = hashlib.sha256(data).hexdigest()
-        if expected_sha256 is not None and digest != expected_sha256.lower():
-            raise _stale(f"index file {path} has sha256 {digest}, the catalog records {expected_sha256}")
-        index, tombstones = _read_archive(data, path)
-        return cls._wrap(index, settings or IndexSettings(), tombstones)
-
-
-def _read_archive(data: bytes, path: Path) -> tuple[faiss.Index, np.ndarray]:
-    try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as archive:
-            meta = json.loads(archive["meta"].tobytes())
-            raw, tombstones = archive["index"], archive["tombstones"]
-        index = faiss.deserialize_index(raw)
-    except (OSError, ValueError, KeyError, RuntimeError, zipfile.BadZipFile) as exc:
-        raise _stale(f"index file {path} is unreadable ({exc})") from exc
-    expected = {"format": _FORMAT, "dimension": index.d, "kind": _kind_of(index)}
-    if any(meta.get(key) != value for key, value in expected.items()):
-        raise _stale(f"index file {path} has inconsistent meta {meta}")
-    return index, tombstones
+        stored = read_index_file(Path(path), expected_sha256)
+        return cls._wrap(stored.index, settings or IndexSettings(), stored.tombstones)
 
 
 def build_index(dimension: int, settings: IndexSettings, ids: np.ndarray, vectors: np.ndarray) -> FaissIndex:
@@ -308,7 +228,7 @@ def build_index(dimension: int, settings: IndexSettings, ids: np.ndarray, vector
         index = FaissIndex(dimension, settings)  # logs the IVF fallback to flat
         index.add(ids, vectors)
         return index
-    vectors = _check_vectors(vectors, dimension)
+    vectors = check_vectors(vectors, dimension)
     ivf = _new_faiss("ivf", dimension, settings, nlist)
     ivf.train(vectors)
     index = FaissIndex._wrap(ivf, settings, np.empty(0, np.int64))

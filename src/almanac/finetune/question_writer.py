@@ -124,31 +124,45 @@ def _draft(item: Any) -> QADraft | None:
     return QADraft(*(v.strip() for v in values))
 
 
-def parse_drafts(reply: str) -> tuple[list[QADraft], int]:
-    """(drafts, unparsable): a reply with nothing usable counts as one unparsable."""
+def parse_drafts(reply: str, limit: int | None = None) -> tuple[list[QADraft], int]:
+    """(drafts, unparsable) for the items read until `limit` drafts are found.
+
+    Unparsable counts items seen on the way, at most `limit` (a looping model's repeated lines are one
+    failure, not hundreds); a reply with nothing usable counts as one.
+    """
     items: list[Any] = []
     for value in _json_values(reply):
         items.extend(value if isinstance(value, list) else [value])
     if not items:
         items = _line_items(reply)
-    drafts = [d for d in map(_draft, items) if d is not None]
-    unparsable = len(items) - len(drafts)
+    drafts: list[QADraft] = []
+    unparsable = 0
+    for item in items:
+        if limit is not None and len(drafts) >= limit:
+            break
+        draft = _draft(item)
+        if draft is None:
+            unparsable += 1
+        else:
+            drafts.append(draft)
+    if limit is not None:
+        unparsable = min(unparsable, limit)
     return drafts, unparsable if drafts else max(unparsable, 1)
 
 
 class QuestionWriter:
     """Writes QA drafts for passages with a teacher chat model."""
 
-    def __init__(self, teacher: ChatModel, max_tokens: int = 512) -> None:
+    def __init__(self, teacher: ChatModel, tokens_per_question: int = 96) -> None:
         self.teacher = teacher
-        self.max_tokens = max_tokens
+        self.tokens_per_question = tokens_per_question  # four short lines; more only feeds a looping model
 
     def write(self, passage: str, n: int) -> tuple[list[QADraft], int]:
         """Up to `n` drafts about `passage`, and how many of the teacher's items were unparsable."""
         try:
-            reply = self.teacher.complete(teacher_messages(passage, n), self.max_tokens).text
+            budget = self.tokens_per_question * n
+            reply = self.teacher.complete(teacher_messages(passage, n), budget).text
         except ModelError as exc:  # one failed call must not end a long run; all failing is caught later
             log.warning("teacher call failed error=%r", exc)
             return [], 1
-        drafts, unparsable = parse_drafts(reply)
-        return drafts[:n], unparsable
+        return parse_drafts(reply, limit=n)

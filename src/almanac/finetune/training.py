@@ -9,6 +9,7 @@ complete. The same seed, data and machine give the same weights.
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from collections.abc import Sequence
@@ -76,6 +77,21 @@ class TrainingResult:
     tokens_per_second: float
     runtime_s: float
 
+    @classmethod
+    def of(cls, manifest: AdapterManifest, folder: Path, output: Any, tokens: int) -> TrainingResult:
+        """From trl's TrainOutput and the (non-padding) tokens this session trained on; logs it."""
+        runtime = float(output.metrics.get("train_runtime", 0.0))
+        result = cls(manifest, folder, float(output.training_loss), tokens / max(runtime, 1e-9), runtime)
+        log.info(
+            "adapter trained name=%s loss=%.4f validation_loss=%s tokens_per_s=%.0f seconds=%.1f",
+            manifest.name,
+            result.train_loss,
+            manifest.validation_loss,
+            result.tokens_per_second,
+            runtime,
+        )
+        return result
+
 
 def lora_config(config: TrainingConfig) -> Any:
     """LoRA on every linear layer of the decoder."""
@@ -116,7 +132,7 @@ def sft_config(config: TrainingConfig, work: Path, device: str, progress: bool) 
         save_total_limit=2,
         eval_strategy="no",
         logging_steps=10,
-        include_num_input_tokens_seen="all",
+        include_num_input_tokens_seen="non_padding",  # for an honest tokens/s
         seed=config.seed,
         data_seed=config.seed,
         report_to="none",
@@ -159,7 +175,9 @@ def train_adapter(
         peft_config=lora_config(config),
         callbacks=list(callbacks),
     )
-    output = trainer.train(resume_from_checkpoint=get_last_checkpoint(str(work)))
+    checkpoint = get_last_checkpoint(str(work))
+    tokens_before = _tokens_seen(checkpoint)
+    output = trainer.train(resume_from_checkpoint=checkpoint)
     validation_loss = float(trainer.evaluate()["eval_loss"]) if validation else None
 
     manifest = AdapterManifest(
@@ -172,14 +190,12 @@ def train_adapter(
     )
     publish_adapter(trainer.model, manifest, target, replace=force)
     shutil.rmtree(work, ignore_errors=True)
-    runtime = float(output.metrics.get("train_runtime", 0.0))
-    tokens = float(trainer.state.num_input_tokens_seen)
-    log.info(
-        "adapter trained name=%s loss=%.4f validation_loss=%s tokens=%d seconds=%.1f",
-        config.name,
-        output.training_loss,
-        validation_loss,
-        tokens,
-        runtime,
-    )
-    return TrainingResult(manifest, target, float(output.training_loss), tokens / max(runtime, 1e-9), runtime)
+    return TrainingResult.of(manifest, target, output, trainer.state.num_input_tokens_seen - tokens_before)
+
+
+def _tokens_seen(checkpoint: str | None) -> int:
+    """Tokens a resumed run had already seen (trainer_state.json of its checkpoint)."""
+    if checkpoint is None:
+        return 0
+    state = json.loads((Path(checkpoint) / "trainer_state.json").read_text(encoding="utf-8"))
+    return int(state.get("num_input_tokens_seen", 0))

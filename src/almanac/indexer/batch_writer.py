@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from sqlalchemy.orm import Session
 
-from almanac.core.catalog import Catalog, DocumentUpsert
+from almanac.core.catalog import Catalog
 from almanac.core.catalog_schema import CollectionRow, IndexVersionRow
+from almanac.core.catalog_staging import DocumentUpsert, stage_delete, stage_touch, stage_upsert
 from almanac.core.index_store import IndexStore
 from almanac.core.ports import Embedder
 from almanac.core.types import ChunkDraft, SourceKind
@@ -124,17 +125,17 @@ class BatchWriter:
                 upsert = DocumentUpsert(
                     doc.source, doc.kind, doc.title, doc.content_hash, doc.mtime, doc.size, doc.chunks, vecs
                 )
-                new_ids, removed = self.catalog.stage_upsert(s, self.collection.id, upsert)
+                new_ids, removed = stage_upsert(s, self.collection.id, upsert)
                 index.remove(np.asarray(removed, dtype=np.int64))
                 if new_ids:
                     index.add(np.asarray(new_ids, dtype=np.int64), vecs)
                 changed = True
             for source in batch.deletes:
-                removed = self.catalog.stage_delete(s, self.collection.id, source)
+                removed = stage_delete(s, self.collection.id, source)
                 index.remove(np.asarray(removed, dtype=np.int64))
                 changed = True
             for doc_id, mtime, size in batch.touches:
-                self.catalog.stage_touch(s, doc_id, mtime, size)
+                stage_touch(s, doc_id, mtime, size)
             if changed:
                 self._stage_publish(s, index)
         self._committed(index if changed else self.index, batch)
@@ -142,8 +143,7 @@ class BatchWriter:
     def _stage_publish(self, session: Session, index: FaissIndex) -> None:
         version = self.version + 1
         path, checksum = self.store.write(self.collection.name, version, index)
-        self.catalog.stage_version(
-            session,
+        session.add(
             IndexVersionRow(
                 collection_id=self.collection.id,
                 version=version,

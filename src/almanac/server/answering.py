@@ -13,6 +13,7 @@ source shown are removed; `Answer.cited` lists the sources the answer does cite.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -28,6 +29,8 @@ from almanac.server.lazy_chat_model import LazyChatModel
 from almanac.server.limits import Limits
 from almanac.server.model_queue import ModelQueue
 from almanac.server.source_registry import SourceRegistry
+
+log = logging.getLogger(__name__)
 
 Search = Callable[[str, str, int], list[Hit]]
 _TICK_S = 0.25  # a stream yields None after this long without a piece, so callers can check the client
@@ -100,6 +103,17 @@ class AnswerService:
         """Validate citations and assemble the answer."""
         text, cited = extract_citations(completion.text.strip(), len(prepared.hits))
         timings = {**prepared.timings, "queue": queue_s, "generation": generation_s}
+        log.info(
+            "event=answered collection=%s sources=%d cited=%s adapter=%s tokens=%d retrieval_s=%.3f "
+            "generation_s=%.3f",
+            prepared.collection,
+            len(prepared.hits),
+            ",".join(map(str, cited)) or "-",
+            prepared.adapter or "-",
+            completion.completion_tokens,
+            timings["retrieval"],
+            generation_s,
+        )
         return Answer(
             text,
             prepared.hits,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from almanac.core.adapter_registry import AdapterRegistry
@@ -19,7 +20,6 @@ from almanac.core.index_store import IndexStore
 from almanac.core.ports import ChatModel, Embedder
 from almanac.core.settings import SMOLLM2, Settings
 from almanac.indexer.pipeline import Indexer
-from almanac.indexer.report import Progress
 from almanac.server.answering import AnswerService
 from almanac.server.job_runner import JobRunner
 from almanac.server.key_store import KeyStore
@@ -65,41 +65,30 @@ class Services:
         """Wire the rest around a catalog, an embedder and a chat model (real or fake)."""
         lazy = chat if isinstance(chat, LazyChatModel) else LazyChatModel.of(chat)
         registry = registry or build_registry(settings)
-        retriever = Retriever(
-            catalog, embedder, IndexStore(settings.index_dir, settings.index), settings.retrieval
-        )
-        searcher = SearchBatcher(retriever)
-        queue = ModelQueue(settings.server.queue_size)
+        store = IndexStore(settings.index_dir, settings.index)
+        retriever = Retriever(catalog, embedder, store, settings.retrieval)
+        searcher, queue = SearchBatcher(retriever), ModelQueue(settings.server.queue_size)
         sources = SourceRegistry(catalog)
-        answerer = AnswerService(
-            searcher.search,
-            lazy,
-            queue,
-            sources,
-            settings,
-            default_adapter=default_adapter_reader(settings, registry),
-            collection_adapters=getattr(settings.chat, "collection_adapters", None),
-        )
-
-        def indexer_factory(progress: Progress) -> Indexer:
-            return Indexer(settings, catalog, embedder, progress)
-
+        default = default_adapter_reader(settings, registry)
+        per_collection = getattr(settings.chat, "collection_adapters", None)  # when settings grow the field
+        answerer = AnswerService(searcher.search, lazy, queue, sources, settings, default, per_collection)
         metrics = Metrics()
         metrics.watch_queue(lambda: queue.depth)
+        jobs = JobRunner(settings, catalog, partial(Indexer, settings, catalog, embedder))
         return cls(
-            settings,
-            catalog,
-            embedder,
-            retriever,
-            searcher,
-            lazy,
-            queue,
-            sources,
-            answerer,
-            KeyStore(catalog),
-            JobRunner(settings, catalog, indexer_factory),
-            metrics,
-            registry,
+            settings=settings,
+            catalog=catalog,
+            embedder=embedder,
+            retriever=retriever,
+            searcher=searcher,
+            chat=lazy,
+            queue=queue,
+            sources=sources,
+            answerer=answerer,
+            keys=KeyStore(catalog),
+            jobs=jobs,
+            metrics=metrics,
+            registry=registry,
         )
 
     def close(self) -> None:

@@ -1,0 +1,28 @@
+"""The catalog's database engine: SQLite gets WAL and durable commits; any SQLAlchemy URL works."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine, create_engine, event
+
+from almanac.core.errors import ConfigError
+
+
+def _sqlite_pragmas(dbapi_conn: object, _record: object) -> None:
+    # WAL lets readers search while the single writer commits; FULL sync makes commits durable.
+    cur = dbapi_conn.cursor()  # type: ignore[attr-defined]
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=FULL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for the catalog URL (SQLite pragmas applied on every connection)."""
+    try:
+        engine = create_engine(url, pool_pre_ping=True)
+    except Exception as exc:  # bad URL or missing driver
+        raise ConfigError(f"cannot use catalog URL ({exc}); check ALMANAC_CATALOG__URL") from exc
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
