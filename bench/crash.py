@@ -17,7 +17,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.indexer.crash_harness import crash_loop, ingest, make_corpus, snapshot_state  # noqa: E402
+from tests.indexer.crash_harness import crash_loop, ingest, make_corpus, snapshot_state
 
 
 def main() -> int:
@@ -39,16 +39,26 @@ def main() -> int:
             print("reference run is inconsistent:", problems)
             return 1
         counts = crash_loop(corpus, work / "killed", reference, args.kills, full_run, args.seed)
-    result = {"files": args.files, "chunks": len(reference), "full_run_s": round(full_run, 2), **asdict(counts)}
+    result = {
+        "files": args.files,
+        "chunks": len(reference),
+        "full_run_s": round(full_run, 2),
+        **asdict(counts),
+    }
     result["problems"] = result["problems"][:20]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
-    rows = [("kills (SIGKILL mid-ingest)", counts.kills), ("runs that finished before their kill",
-            counts.finished_before_kill), ("rounds (each ends with a clean run)", counts.rounds),
-            ("committed chunks lost", counts.lost), ("checks with duplicates/phantoms/disagreement",
-            counts.inconsistent), ("every final state == never-killed run", counts.final_matches_reference),
-            ("chunks in the corpus", len(reference)), ("one full ingest, s", f"{full_run:.2f}"),
-            ("total time, s", f"{counts.seconds:.0f}")]
+    rows = [
+        ("kills (SIGKILL mid-ingest)", counts.kills),
+        ("runs that finished before their kill", counts.finished_before_kill),
+        ("rounds (each ends with a clean run)", counts.rounds),
+        ("committed chunks lost", counts.lost),
+        ("checks with duplicates/phantoms/disagreement", counts.inconsistent),
+        ("every final state == never-killed run", counts.final_matches_reference),
+        ("chunks in the corpus", len(reference)),
+        ("one full ingest, s", f"{full_run:.2f}"),
+        ("total time, s", f"{counts.seconds:.0f}"),
+    ]
     width = max(len(r[0]) for r in rows)
     for name, value in rows:
         print(f"{name:<{width}}  {value}")

@@ -86,6 +86,7 @@ def ingest(files: list[Path], embed: Any, splitter: Any, persist_dir: Path, dime
     """Read, split, embed, index and persist; returns counts and phase times in seconds."""
     import faiss
     from llama_index.core import SimpleDirectoryReader, StorageContext, VectorStoreIndex
+    from llama_index.core.schema import MetadataMode
     from llama_index.readers.file import HTMLTagReader
     from llama_index.vector_stores.faiss import FaissVectorStore
 
@@ -103,11 +104,15 @@ def ingest(files: list[Path], embed: Any, splitter: Any, persist_dir: Path, dime
     index.storage_context.persist(persist_dir=str(persist_dir))
     finished = time.perf_counter()
     nodes = list(index.docstore.docs.values())
+    texts = [n.get_content(metadata_mode=MetadataMode.EMBED) for n in nodes]  # what was embedded
+    model = embed._model
+    tokens = model.tokenizer(texts, truncation=True, max_length=model.max_seq_length)["input_ids"]
     return {
         "documents": len(documents),
         "chunks": len(nodes),
         "vectors": int(store._faiss_index.ntotal),
-        "embedded_chars": sum(len(n.get_content(metadata_mode="embed")) for n in nodes),
+        "embedded_chars": sum(map(len, texts)),
+        "embedded_tokens": sum(map(len, tokens)),
         "seconds": finished - started,
         "read_seconds": read_s,
         "embed_seconds": EMBED_SECONDS[0],

@@ -13,9 +13,8 @@ import numpy as np
 
 from almanac.core.embedder import HashingEmbedder
 from almanac.core.ports import ChatModel
-from almanac.core.prompt import build_answer_messages
+from almanac.core.prompt import build_answer_messages, origin_of
 from almanac.core.types import ChunkRecord, Hit
-from almanac.finetune.records import origin_of
 
 DOCUMENTS = {
     "harbor.md": [

@@ -45,6 +45,8 @@ def write_corpus(folder: Path, n: int = 6) -> list[Path]:
     for i in range(n):
         body = " ".join(f"word{i}_{j}" for j in range(60))
         path = folder / f"doc{i}.md"
-        path.write_text(f"# Document {i}\n\nTopic{i} is about subject{i}. {body}\n\n## Details\n\nMore {body}\n")
+        path.write_text(
+            f"# Document {i}\n\nTopic{i} is about subject{i}. {body}\n\n## Details\n\nMore {body}\n"
+        )
         paths.append(path)
     return paths

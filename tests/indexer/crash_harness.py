@@ -37,9 +37,15 @@ def make_corpus(folder: Path, files: int, seed: int = 7) -> Path:
 
 def environment(home: Path) -> dict[str, str]:
     """Settings for the ingest child: hashing embedder, small commits so kills land between versions."""
-    return {**os.environ, "ALMANAC_HOME": str(home), "ALMANAC_EMBEDDING__MODEL": "hashing",
-            "ALMANAC_CHUNKING__SIZE_TOKENS": "48", "ALMANAC_CHUNKING__OVERLAP_TOKENS": "8",
-            "ALMANAC_INGEST__COMMIT_CHUNKS": "24", "ALMANAC_INGEST__LOCK_TIMEOUT_S": "10"}
+    return {
+        **os.environ,
+        "ALMANAC_HOME": str(home),
+        "ALMANAC_EMBEDDING__MODEL": "hashing",
+        "ALMANAC_CHUNKING__SIZE_TOKENS": "48",
+        "ALMANAC_CHUNKING__OVERLAP_TOKENS": "8",
+        "ALMANAC_INGEST__COMMIT_CHUNKS": "24",
+        "ALMANAC_INGEST__LOCK_TIMEOUT_S": "10",
+    }
 
 
 def ingest(corpus: Path, home: Path, kill_after: float | None = None) -> bool:
@@ -67,9 +73,14 @@ def snapshot_state(home: Path) -> tuple[ChunkState, list[str]]:
         if catalog.collection("default") is None:
             return {}, []
         row = catalog.require_collection("default")
-        vectors = {int(i): v.tobytes() for ids, vs in catalog.iter_vectors(row.id) for i, v in zip(ids, vs,
-                                                                                                  strict=True)}
-        state = {(c.source, c.ordinal): (c.locator, c.text, vectors[c.id]) for c in catalog.iter_chunks("default")}
+        vectors = {
+            int(i): v.tobytes()
+            for ids, vs in catalog.iter_vectors(row.id)
+            for i, v in zip(ids, vs, strict=True)
+        }
+        state = {
+            (c.source, c.ordinal): (c.locator, c.text, vectors[c.id]) for c in catalog.iter_chunks("default")
+        }
         problems = check_collection(catalog, IndexStore(settings.index_dir, settings.index), "default")
         return state, problems
     finally:
@@ -90,8 +101,9 @@ class CrashCounts:
     seconds: float = 0.0
 
 
-def _kill_round(corpus: Path, home: Path, rng: random.Random, kills_left: int, max_delay: float,
-                counts: CrashCounts) -> None:
+def _kill_round(
+    corpus: Path, home: Path, rng: random.Random, kills_left: int, max_delay: float, counts: CrashCounts
+) -> None:
     """From an empty home, kill ingests until one finishes on its own (or no kills are left)."""
     previous: ChunkState = {}
     while kills_left > counts.kills:
@@ -107,8 +119,9 @@ def _kill_round(corpus: Path, home: Path, rng: random.Random, kills_left: int, m
         counts.kills += 1
 
 
-def crash_loop(corpus: Path, workdir: Path, reference: ChunkState, kills: int, max_delay: float,
-               seed: int = 1) -> CrashCounts:
+def crash_loop(
+    corpus: Path, workdir: Path, reference: ChunkState, kills: int, max_delay: float, seed: int = 1
+) -> CrashCounts:
     """Kill ingests `kills` times at uniform random delays, in rounds that each start from an empty home and
     end with a clean run whose state must equal `reference` (a run that was never killed)."""
     rng, counts, started = random.Random(seed), CrashCounts(), time.perf_counter()

@@ -14,9 +14,13 @@ from tests.indexer.conftest import write_corpus
 
 
 def test_ingest_update_and_delete_with_a_postgres_catalog(tmp_path: Path, pg_url: str) -> None:
-    settings = Settings(home=tmp_path / "home", catalog={"url": pg_url},
-                        embedding={"model": "hashing", "hashing_dimension": 64},
-                        chunking={"size_tokens": 32, "overlap_tokens": 8}, ingest={"commit_chunks": 8})
+    settings = Settings(
+        home=tmp_path / "home",
+        catalog={"url": pg_url},
+        embedding={"model": "hashing", "hashing_dimension": 64},
+        chunking={"size_tokens": 32, "overlap_tokens": 8},
+        ingest={"commit_chunks": 8},
+    )
     assert settings.catalog_url.startswith("postgresql")
     catalog = Catalog(settings.catalog_url)
     try:

@@ -35,7 +35,9 @@ def test_ingest_search_status_check_delete(tmp_path: Path, capsys: pytest.Captur
     assert json.loads(capsys.readouterr().out)["collections"][0]["documents"] == 2
 
 
-def test_failures_set_the_exit_status_and_name_the_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_failures_set_the_exit_status_and_name_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     write_corpus(tmp_path / "docs", 1)
     (tmp_path / "docs" / "bad.pdf").write_bytes(b"not a pdf")
     assert main(["ingest", str(tmp_path / "docs")]) == 1

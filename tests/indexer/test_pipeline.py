@@ -26,8 +26,9 @@ def _state(catalog: Catalog) -> set[tuple[str, int, str, str]]:
     return {(c.source, c.ordinal, c.locator, c.text) for c in catalog.iter_chunks("default")}
 
 
-def test_ingest_indexes_every_chunk_and_agrees_with_catalog(tmp_path: Path, indexer: Indexer,
-                                                            catalog: Catalog, settings: Settings) -> None:
+def test_ingest_indexes_every_chunk_and_agrees_with_catalog(
+    tmp_path: Path, indexer: Indexer, catalog: Catalog, settings: Settings
+) -> None:
     write_corpus(tmp_path / "docs", 5)
     report = indexer.ingest_paths([tmp_path / "docs"], "default")
     assert (report.added, report.failed) == (5, [])
@@ -37,8 +38,9 @@ def test_ingest_indexes_every_chunk_and_agrees_with_catalog(tmp_path: Path, inde
     assert check_collection(catalog, _store(settings), "default") == []
 
 
-def test_exact_search_matches_brute_force_over_catalog_vectors(tmp_path: Path, indexer: Indexer,
-                                                               catalog: Catalog, settings: Settings) -> None:
+def test_exact_search_matches_brute_force_over_catalog_vectors(
+    tmp_path: Path, indexer: Indexer, catalog: Catalog, settings: Settings
+) -> None:
     write_corpus(tmp_path / "docs", 4)
     indexer.ingest_paths([tmp_path / "docs"], "default")
     row = catalog.require_collection("default")
@@ -82,8 +84,9 @@ def test_changed_file_is_replaced_and_unchanged_chunks_reuse_vectors(
     assert check_collection(catalog, _store(settings), "default") == []
 
 
-def test_prune_removes_documents_whose_files_are_gone(tmp_path: Path, indexer: Indexer, catalog: Catalog,
-                                                      settings: Settings) -> None:
+def test_prune_removes_documents_whose_files_are_gone(
+    tmp_path: Path, indexer: Indexer, catalog: Catalog, settings: Settings
+) -> None:
     paths = write_corpus(tmp_path / "docs", 3)
     indexer.ingest_paths([tmp_path / "docs"], "default")
     paths[0].unlink()
@@ -103,8 +106,9 @@ def test_delete_by_path_and_unknown_source(tmp_path: Path, indexer: Indexer, cat
     assert {c.source for c in catalog.iter_chunks("default")} == {str(paths[1].resolve())}
 
 
-def test_bad_files_are_reported_and_the_rest_is_indexed(tmp_path: Path, indexer: Indexer,
-                                                        catalog: Catalog) -> None:
+def test_bad_files_are_reported_and_the_rest_is_indexed(
+    tmp_path: Path, indexer: Indexer, catalog: Catalog
+) -> None:
     write_corpus(tmp_path / "docs", 2)
     (tmp_path / "docs" / "broken.pdf").write_bytes(b"%PDF-1.4 truncated")
     (tmp_path / "docs" / "image.png").write_bytes(b"\x89PNG")
@@ -116,32 +120,37 @@ def test_bad_files_are_reported_and_the_rest_is_indexed(tmp_path: Path, indexer:
     assert len({c.source for c in catalog.iter_chunks("default")}) == 2
 
 
-def test_other_embedding_model_is_a_clear_error(tmp_path: Path, settings: Settings, catalog: Catalog,
-                                                indexer: Indexer) -> None:
+def test_other_embedding_model_is_a_clear_error(
+    tmp_path: Path, settings: Settings, catalog: Catalog, indexer: Indexer
+) -> None:
     write_corpus(tmp_path / "docs", 1)
     indexer.ingest_paths([tmp_path / "docs"], "default")
     other = Indexer(settings, catalog, HashingEmbedder(32))
-    with pytest.raises(IndexMismatchError, match="hashing-64.*ALMANAC_EMBEDDING__MODEL"):
+    with pytest.raises(IndexMismatchError, match=r"hashing-64.*ALMANAC_EMBEDDING__MODEL"):
         other.ingest_paths([tmp_path / "docs"], "default")
 
 
-def test_altered_index_file_is_never_used_and_is_rebuilt(tmp_path: Path, indexer: Indexer,
-                                                         catalog: Catalog, settings: Settings) -> None:
+def test_altered_index_file_is_never_used_and_is_rebuilt(
+    tmp_path: Path, indexer: Indexer, catalog: Catalog, settings: Settings
+) -> None:
     write_corpus(tmp_path / "docs", 3)
     report = indexer.ingest_paths([tmp_path / "docs"], "default")
     path = _store(settings).path_for("default", report.version)
     path.write_bytes(path.read_bytes()[:-100] + b"x" * 100)
     snapshot = _store(settings).load(catalog, "default")
     assert snapshot.rebuilt
-    assert set(snapshot.index.ids().tolist()) == set(catalog.chunk_ids(catalog.require_collection("default").id))
+    assert set(snapshot.index.ids().tolist()) == set(
+        catalog.chunk_ids(catalog.require_collection("default").id)
+    )
     # The next writer republishes a good file; readers then load it without a rebuild.
     write_corpus(tmp_path / "more", 1)
     indexer.ingest_paths([tmp_path / "more"], "default")
     assert not _store(settings).load(catalog, "default").rebuilt
 
 
-def test_rows_are_indexed_updated_and_removed(tmp_path: Path, indexer: Indexer, catalog: Catalog,
-                                              settings: Settings) -> None:
+def test_rows_are_indexed_updated_and_removed(
+    tmp_path: Path, indexer: Indexer, catalog: Catalog, settings: Settings
+) -> None:
     import sqlite3
 
     from almanac.core.source_db import SourceDatabase
@@ -149,7 +158,9 @@ def test_rows_are_indexed_updated_and_removed(tmp_path: Path, indexer: Indexer, 
     db_path = tmp_path / "shop.db"
     with sqlite3.connect(db_path) as con:
         con.execute("CREATE TABLE cars (id INTEGER PRIMARY KEY, name TEXT, horsepower INTEGER)")
-        con.executemany("INSERT INTO cars VALUES (?, ?, ?)", [(1, "Alpha", 90), (2, "Beta", 120), (3, "Gamma", 300)])
+        con.executemany(
+            "INSERT INTO cars VALUES (?, ?, ?)", [(1, "Alpha", 90), (2, "Beta", 120), (3, "Gamma", 300)]
+        )
     db = SourceDatabase("shop", f"sqlite:///{db_path}")
     first = indexer.ingest_tables(db, ["cars"], "default")
     assert (first.added, first.failed) == (3, [])

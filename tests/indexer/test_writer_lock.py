@@ -12,9 +12,11 @@ import pytest
 from almanac.core.errors import LockedError
 from almanac.indexer.writer_lock import WriterLock
 
-HOLD = "from pathlib import Path; import sys, time\n" \
-       "from almanac.indexer.writer_lock import WriterLock\n" \
-       "with WriterLock(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(30)\n"
+HOLD = (
+    "from pathlib import Path; import sys, time\n"
+    "from almanac.indexer.writer_lock import WriterLock\n"
+    "with WriterLock(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(30)\n"
+)
 
 
 def test_second_writer_is_told_who_holds_the_lock(tmp_path: Path) -> None:
@@ -34,9 +36,8 @@ def test_second_writer_is_told_who_holds_the_lock(tmp_path: Path) -> None:
 
 def test_waiting_writer_gets_the_lock_when_released(tmp_path: Path) -> None:
     first = WriterLock(tmp_path)
-    with first:
-        with pytest.raises(LockedError):
-            WriterLock(tmp_path, timeout_s=0.2).__enter__()
+    with first, pytest.raises(LockedError):
+        WriterLock(tmp_path, timeout_s=0.2).__enter__()
     with WriterLock(tmp_path, timeout_s=0.2):
         assert (tmp_path / "writer.json").exists()
     assert not (tmp_path / "writer.json").exists()

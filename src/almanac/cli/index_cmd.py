@@ -10,8 +10,8 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
+from almanac.cli import wiring
 from almanac.cli.progress_bar import ProgressBar
-from almanac.cli.wiring import build_indexer, build_retriever, open_catalog
 from almanac.core.errors import InputError
 from almanac.core.index_store import IndexStore
 from almanac.core.settings import Settings
@@ -73,7 +73,7 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     collection = args.collection or settings.default_collection
     bar = ProgressBar("file")
     with WriterLock(settings.home, settings.ingest.lock_timeout_s):
-        indexer = build_indexer(settings, open_catalog(settings), bar)
+        indexer = wiring.build_indexer(settings, wiring.open_catalog(settings), bar)
         try:
             report = indexer.ingest_paths(args.paths, collection, prune=args.prune)
         finally:
@@ -97,9 +97,9 @@ def cmd_ingest_db(args: argparse.Namespace, settings: Settings) -> int:
     db = SourceDatabase(name, args.url)
     try:
         with WriterLock(settings.home, settings.ingest.lock_timeout_s):
-            catalog = open_catalog(settings)
+            catalog = wiring.open_catalog(settings)
             catalog.register_source(name, args.url)
-            report = build_indexer(settings, catalog, bar).ingest_tables(db, args.tables, collection)
+            report = wiring.build_indexer(settings, catalog, bar).ingest_tables(db, args.tables, collection)
     finally:
         bar.close()
         db.close()
@@ -112,15 +112,15 @@ def cmd_delete(args: argparse.Namespace, settings: Settings) -> int:
     """Remove documents."""
     collection = args.collection or settings.default_collection
     with WriterLock(settings.home, settings.ingest.lock_timeout_s):
-        catalog = open_catalog(settings)
+        catalog = wiring.open_catalog(settings)
         catalog.require_collection(collection)
-        report = build_indexer(settings, catalog).delete(args.sources, collection)
+        report = wiring.build_indexer(settings, catalog).delete(args.sources, collection)
     return _finish(report, False)
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     """Show collections."""
-    catalog = open_catalog(settings)
+    catalog = wiring.open_catalog(settings)
     stats = [catalog.stats(name) for name in catalog.collection_names()]
     if args.json:
         payload = {"home": str(settings.home.resolve()), "collections": [asdict(s) for s in stats]}
@@ -139,7 +139,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     """Report collections whose published index disagrees with the catalog."""
-    catalog = open_catalog(settings)
+    catalog = wiring.open_catalog(settings)
     store = IndexStore(settings.index_dir, settings.index)
     bad = 0
     for name in catalog.collection_names():
@@ -156,7 +156,7 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     collection = args.collection or settings.default_collection
     if not 1 <= args.k <= settings.server.max_top_k:
         raise InputError(f"-k must be between 1 and {settings.server.max_top_k}")
-    hits = build_retriever(settings).search(args.query, collection, args.k)
+    hits = wiring.build_retriever(settings).search(args.query, collection, args.k)
     if args.json:
         rows = [{k: v for k, v in h.as_json().items() if k != "id"} for h in hits]
         print(json.dumps(rows, indent=2, ensure_ascii=False))

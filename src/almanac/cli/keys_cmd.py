@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from almanac.cli.wiring import open_catalog
+from almanac.cli import wiring
 from almanac.core.settings import Settings
 from almanac.server.auth import SCOPES
 from almanac.server.key_store import KeyStore
@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_create(args: argparse.Namespace, settings: Settings) -> int:
     """Create a key and print it (the only time it is shown)."""
-    key = KeyStore(open_catalog(settings)).create(args.scope, args.collection)
+    key = KeyStore(wiring.open_catalog(settings)).create(args.scope, args.collection)
     print(key)
     bound = f" bound to collection {args.collection!r}" if args.collection else ""
     print(f"scope {args.scope}{bound}; store it now, it cannot be shown again", flush=True)
@@ -41,7 +41,7 @@ def cmd_create(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     """Print every key's prefix, scope, collection and state."""
-    infos = KeyStore(open_catalog(settings)).list()
+    infos = KeyStore(wiring.open_catalog(settings)).list()
     if args.json:
         rows = [
             {
@@ -66,6 +66,6 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_revoke(args: argparse.Namespace, settings: Settings) -> int:
     """Revoke a key by prefix."""
-    KeyStore(open_catalog(settings)).revoke(args.prefix)
+    KeyStore(wiring.open_catalog(settings)).revoke(args.prefix)
     print(f"revoked {args.prefix}")
     return 0

@@ -25,7 +25,8 @@ DRAIN_SECONDS = 30
 
 class DrainingServer(uvicorn.Server):
     """uvicorn, except that a SIGTERM/SIGINT that drained the server ends with exit status 0: uvicorn
-    re-raises the signal once shut down, so `make run` and supervisors would report a clean stop as a crash."""
+    re-raises the signal once shut down, so `make run` and supervisors would report a clean stop as a crash.
+    """
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         """Start the graceful shutdown (a second Ctrl-C forces it), without re-raising the signal later."""
@@ -89,9 +90,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         port=port,
         timeout_graceful_shutdown=DRAIN_SECONDS,
         server_header=False,
-        log_level=logging.getLevelName(max(logging.getLogger().level, logging.INFO)).lower(),
+        log_level="info",  # uvicorn's own lines: where it listens, shutdown and drain progress
+        access_log=logging.getLogger().level <= logging.DEBUG,
     )
-    print(f"almanac: serving on http://{host}:{port} (docs at /docs); Ctrl-C or SIGTERM drains and stops")
     DrainingServer(config).run()
-    print("almanac: stopped")
     return 0

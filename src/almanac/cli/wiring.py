@@ -1,22 +1,23 @@
-"""Builders shared by the CLI commands: each command composes only what it needs."""
+"""Builders shared by the CLI commands: each command composes only what it needs.
+
+Imports of the heavier sides (server, models) happen inside the builders, so `almanac ingest` starts fast.
+"""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from almanac.core.catalog import Catalog
-from almanac.core.chat_model import TransformersChatModel
-from almanac.core.chat_model import build_chat_model as _build_chat_model
 from almanac.core.embedder import HashingEmbedder, SentenceTransformerEmbedder
 from almanac.core.embedder import build_embedder as _build_embedder
-from almanac.core.index_store import IndexStore
 from almanac.core.settings import Settings
-from almanac.indexer.pipeline import Indexer
-from almanac.indexer.report import Progress
-from almanac.server.answering import AnswerService
-from almanac.server.lazy_chat_model import LazyChatModel
-from almanac.server.model_queue import ModelQueue
-from almanac.server.retrieval import Retriever
-from almanac.server.services import build_registry, default_adapter_reader
-from almanac.server.source_registry import SourceRegistry
+
+if TYPE_CHECKING:
+    from almanac.core.chat_model import TransformersChatModel
+    from almanac.indexer.pipeline import Indexer
+    from almanac.indexer.report import Progress
+    from almanac.server.answering import AnswerService
+    from almanac.server.retrieval import Retriever
 
 
 def open_catalog(settings: Settings) -> Catalog:
@@ -32,11 +33,16 @@ def build_embedder(settings: Settings) -> HashingEmbedder | SentenceTransformerE
 
 def build_indexer(settings: Settings, catalog: Catalog, progress: Progress | None = None) -> Indexer:
     """The indexing pipeline over the configured embedder."""
+    from almanac.indexer.pipeline import Indexer
+
     return Indexer(settings, catalog, build_embedder(settings), progress)
 
 
 def build_retriever(settings: Settings, catalog: Catalog | None = None) -> Retriever:
     """Hybrid retrieval over the catalog's published index versions."""
+    from almanac.core.index_store import IndexStore
+    from almanac.server.retrieval import Retriever
+
     catalog = catalog or open_catalog(settings)
     store = IndexStore(settings.index_dir, settings.index)
     return Retriever(catalog, build_embedder(settings), store, settings.retrieval)
@@ -44,6 +50,8 @@ def build_retriever(settings: Settings, catalog: Catalog | None = None) -> Retri
 
 def build_chat_model(settings: Settings) -> TransformersChatModel:
     """The configured chat model (the embedded SmolLM2 by default), with its default adapter loaded."""
+    from almanac.core.chat_model import build_chat_model as _build_chat_model
+
     return _build_chat_model(settings)
 
 
@@ -52,6 +60,12 @@ def build_answerer(settings: Settings, catalog: Catalog | None = None) -> Answer
 
     `answerer.answer(Ask(question, collection, adapter=NAME))` blocks until the answer is generated.
     """
+    from almanac.server.answering import AnswerService
+    from almanac.server.lazy_chat_model import LazyChatModel
+    from almanac.server.model_queue import ModelQueue
+    from almanac.server.services import build_registry, default_adapter_reader
+    from almanac.server.source_registry import SourceRegistry
+
     catalog = catalog or open_catalog(settings)
     retriever = build_retriever(settings, catalog)
     chat = LazyChatModel.of(build_chat_model(settings))

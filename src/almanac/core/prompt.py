@@ -29,6 +29,12 @@ _FENCE = re.compile(r"<\s*/?\s*source\b", re.IGNORECASE)
 _CITATION = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 
 
+def origin_of(source: str, locator: str) -> str:
+    """How a source is named in the prompt: its source (a path or a row address such as
+    ``db://shop/bikes/id=3``, never a connection URL), then its locator when it has one."""
+    return f"{source} ({locator})" if locator else source
+
+
 def _defuse(text: str) -> str:
     """Neutralise fence look-alikes inside retrieved text."""
     return _FENCE.sub(lambda m: m.group(0).replace("<", "‹"), text)

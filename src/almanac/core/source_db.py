@@ -21,7 +21,6 @@ import base64
 import logging
 import math
 import re
-from urllib.parse import unquote
 import sqlite3
 import time as clock
 from collections.abc import Collection, Iterator, Mapping, Sequence
@@ -31,6 +30,7 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 from uuid import UUID
 
 import sqlalchemy as sa

@@ -27,8 +27,9 @@ from tqdm.auto import tqdm
 
 from almanac.core.errors import InputError
 from almanac.core.ports import Embedder
+from almanac.core.prompt import origin_of
 from almanac.finetune.ports import Retriever
-from almanac.finetune.records import QARecord, SourceRef, origin_of
+from almanac.finetune.records import QARecord, SourceRef
 
 REASONS = ("unparsable", "unsupported", "duplicate", "round_trip", "over_cap")
 _WORD = re.compile(r"\w+")

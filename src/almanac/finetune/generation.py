@@ -21,10 +21,11 @@ from dataclasses import dataclass, field, replace
 from tqdm.auto import tqdm
 
 from almanac.core.errors import InputError, ModelError
+from almanac.core.prompt import origin_of
 from almanac.core.types import ChunkRecord
 from almanac.finetune.ports import Retriever
 from almanac.finetune.question_writer import QADraft, QuestionWriter
-from almanac.finetune.records import QARecord, SourceRef, origin_of
+from almanac.finetune.records import QARecord, SourceRef
 from almanac.finetune.row_questions import row_records
 
 log = logging.getLogger(__name__)

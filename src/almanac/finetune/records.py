@@ -38,11 +38,6 @@ class SourceRef:
     text: str
 
 
-def origin_of(source: str, locator: str) -> str:
-    """How a chunk is named in the prompt: its source, then its locator (heading, page) when it has one."""
-    return f"{source} ({locator})" if locator else source
-
-
 def render_target(kind: str, answer: str, rationale: str, citation: int, false_claim: str = "") -> str:
     """The reply trained on: rationale then answer (distilling step-by-step), or the refusal."""
     if kind == "refusal":

@@ -14,8 +14,9 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from almanac.core.prompt import origin_of
 from almanac.core.types import ChunkRecord
-from almanac.finetune.records import QARecord, SourceRef, origin_of
+from almanac.finetune.records import QARecord, SourceRef
 
 _NAME_COLUMNS = ("name", "title", "label")
 MAX_VALUE_CHARS = 200  # long free-text cells make poor lookup answers

@@ -6,14 +6,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from almanac.core.prompt import origin_of
 from almanac.core.types import ChatMessage, Hit
 
 
 def source_label(hit: Hit) -> str:
-    """How a source is named in the prompt: its source (a file path or a row address such as
-    ``db://shop/bikes/id=3``, never a connection URL), then its locator. The same naming fine-tuning uses
-    (finetune.records.origin_of), so the model is trained on the prompts it is served."""
-    return f"{hit.source} ({hit.locator})" if hit.locator else hit.source
+    """How a hit is named in the prompt; core.prompt.origin_of, the naming fine-tuning trains on."""
+    return origin_of(hit.source, hit.locator)
 
 
 @dataclass(slots=True)

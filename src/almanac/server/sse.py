@@ -1,4 +1,4 @@
-"""Server-sent events: the wire format, and following a client so a disconnect cancels its generation.
+r"""Server-sent events: the wire format, and following a client so a disconnect cancels its generation.
 
 >>> sse_event({"text": "Hi"}, "token")
 b'event: token\ndata: {"text": "Hi"}\n\n'
