@@ -38,7 +38,15 @@ def main() -> int:
         if problems:
             print("reference run is inconsistent:", problems)
             return 1
-        counts = crash_loop(corpus, work / "killed", reference, args.kills, full_run, args.seed)
+        counts = crash_loop(
+            corpus,
+            work / "killed",
+            reference,
+            args.kills,
+            full_run,
+            args.seed,
+            log=lambda line: print(line, flush=True),
+        )
     result = {
         "files": args.files,
         "chunks": len(reference),

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -120,7 +121,13 @@ def _kill_round(
 
 
 def crash_loop(
-    corpus: Path, workdir: Path, reference: ChunkState, kills: int, max_delay: float, seed: int = 1
+    corpus: Path,
+    workdir: Path,
+    reference: ChunkState,
+    kills: int,
+    max_delay: float,
+    seed: int = 1,
+    log: Callable[[str], None] | None = None,
 ) -> CrashCounts:
     """Kill ingests `kills` times at uniform random delays, in rounds that each start from an empty home and
     end with a clean run whose state must equal `reference` (a run that was never killed)."""
@@ -135,6 +142,11 @@ def crash_loop(
         final, problems = snapshot_state(home)
         counts.problems += problems
         matches.append(final == reference and not problems)
+        if log is not None:
+            log(
+                f"round {rounds}: kills so far {counts.kills}, lost {counts.lost}, "
+                f"inconsistent {counts.inconsistent}, final ok {matches[-1]}"
+            )
     counts.rounds = rounds
     counts.final_matches_reference = all(matches)
     counts.seconds = time.perf_counter() - started

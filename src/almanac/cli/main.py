@@ -20,7 +20,10 @@ def build_parser() -> argparse.ArgumentParser:
     """The parser with every command registered."""
     from almanac.cli import index_cmd
 
-    parser = argparse.ArgumentParser(prog="almanac", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="almanac",
+        description="Retrieval-augmented question answering over your documents and databases.",
+    )
     parser.add_argument("--version", action="version", version=f"almanac {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="-v info, -vv debug logs")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

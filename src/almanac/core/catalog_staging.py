@@ -15,7 +15,7 @@ from almanac.core.types import ChunkDraft, SourceKind
 
 @dataclass(slots=True)
 class DocumentUpsert:
-    """A new or changed document with its chunks and their vectors (row i of `vectors` is chunk i)."""
+    """A new or changed document with its chunks."""
 
     source: str
     kind: SourceKind
@@ -24,11 +24,12 @@ class DocumentUpsert:
     mtime: float
     size: int
     chunks: list[ChunkDraft]
-    vectors: np.ndarray
 
 
-def stage_upsert(s: Session, collection_id: int, doc: DocumentUpsert) -> tuple[list[int], list[int]]:
-    """Replace a document's chunks; returns (new chunk ids, removed chunk ids)."""
+def stage_upsert(
+    s: Session, collection_id: int, doc: DocumentUpsert, vectors: np.ndarray
+) -> tuple[list[int], list[int]]:
+    """Replace a document's chunks (row i of `vectors` is chunk i); returns (new ids, removed ids)."""
     row = s.scalar(
         select(DocumentRow).where(
             DocumentRow.collection_id == collection_id, DocumentRow.source == doc.source
@@ -52,7 +53,7 @@ def stage_upsert(s: Session, collection_id: int, doc: DocumentUpsert) -> tuple[l
             text=c.text,
             locator=c.locator,
             content_hash=c.content_hash,
-            vector=doc.vectors[i].tobytes(),
+            vector=vectors[i].tobytes(),
         )
         for i, c in enumerate(doc.chunks)
     ]

@@ -18,7 +18,7 @@ from almanac.core.catalog_schema import CollectionRow, IndexVersionRow
 from almanac.core.catalog_staging import DocumentUpsert, stage_delete, stage_touch, stage_upsert
 from almanac.core.index_store import IndexStore
 from almanac.core.ports import Embedder
-from almanac.core.types import ChunkDraft, SourceKind
+from almanac.core.types import ChunkDraft
 from almanac.core.vector_index import FaissIndex
 from almanac.indexer.report import IngestReport, Progress
 
@@ -31,16 +31,9 @@ def embed_text(chunk: ChunkDraft) -> str:
 
 
 @dataclass(slots=True)
-class PendingDocument:
-    """A new or changed document, chunked, waiting for vectors."""
+class PendingDocument(DocumentUpsert):
+    """A new or changed document, chunked, waiting for vectors; `is_new` tells added from updated."""
 
-    source: str
-    kind: SourceKind
-    title: str
-    content_hash: str
-    mtime: float
-    size: int
-    chunks: list[ChunkDraft]
     is_new: bool = True
 
 
@@ -122,10 +115,7 @@ class BatchWriter:
         changed = False
         with self.catalog.transaction() as s:
             for doc, vecs in zip(batch.docs, vectors, strict=True):
-                upsert = DocumentUpsert(
-                    doc.source, doc.kind, doc.title, doc.content_hash, doc.mtime, doc.size, doc.chunks, vecs
-                )
-                new_ids, removed = stage_upsert(s, self.collection.id, upsert)
+                new_ids, removed = stage_upsert(s, self.collection.id, doc, vecs)
                 index.remove(np.asarray(removed, dtype=np.int64))
                 if new_ids:
                     index.add(np.asarray(new_ids, dtype=np.int64), vecs)

@@ -1,0 +1,233 @@
+"""Fine-tuning benchmark: does a LoRA adapter trained on QA pairs generated from the Python docs answer
+questions about them better than the base model?
+
+    .venv/bin/python bench/finetune.py             # full run, about 50 minutes on 2 CPU cores
+    .venv/bin/python bench/finetune.py --quick     # smoke run of every stage, a few minutes
+
+On the embedded models (all-MiniLM-L6-v2 embeddings, SmolLM2-135M-Instruct chat), in its own ALMANAC_HOME
+under bench/out/: ingest a subset of the Python 3.11 documentation (bench/corpus.py) with `almanac ingest`
+-> generate QA records -> curate -> split by source page -> LoRA-train on a sample of the training split ->
+evaluate base vs adapter on (a) a sample of the held-out generated test split and (b) the hand-written
+questions of bench/python_docs_questions.jsonl, which are never used for training or for choosing settings.
+Tables go to stdout; everything, with per-stage wall time and training tokens/s, to bench/out/finetune.json.
+
+The teacher. The embedded SmolLM2-135M, used as a teacher (`--teacher embedded`), rarely writes a question
+whose answer is right and copied from the passage, so curation drops nearly all of it, and no stronger model
+may be downloaded. The default `--teacher extractive` (bench/finetune_teacher.py) reads the documentation's
+own structure instead: a documented signature and the description that follows it in a chunk become "Which
+function returns ...?", "What exception does X raise if ...?", "In which version was X added?", "What is the
+default value of P?" and "What does X do?" pairs, every answer copied from the chunk. Refusal and
+anti-sycophancy records, curation, the split, training and evaluation are the product's own code. What the
+adapter can learn from this is the answering skill (answer briefly from the fenced sources, cite them, say
+when they do not answer) rather than new knowledge; prose sections produce no training pairs.
+
+Benchmark settings that differ from the server defaults, for CPU time: chunks of 128 tokens (overlap 24),
+top_k 3 for retrieval, round-trip curation and training contexts, 128 new tokens per evaluated answer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import shutil
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+
+import finetune_stages as stages  # noqa: E402
+
+log = logging.getLogger("bench.finetune")
+
+QUESTIONS = BENCH / "python_docs_questions.jsonl"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Flags; --quick shrinks every size to a smoke run."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="tiny run of every stage (minutes)")
+    p.add_argument("--out", type=Path, help="output folder (default bench/out/finetune[-quick])")
+    p.add_argument("--fresh", action="store_true", help="delete the output folder first")
+    p.add_argument("--teacher", choices=("extractive", "embedded"), default="extractive")
+    p.add_argument("--max-chunks", type=int, help="generate from a seeded sample of chunks")
+    p.add_argument("--generate-only", action="store_true", help="stop after generation and curation")
+    p.add_argument("--train-examples", type=int, default=224, help="seeded sample of the train split")
+    p.add_argument("--validation-examples", type=int, default=32)
+    p.add_argument("--test-examples", type=int, default=40, help="sample of the test split evaluated")
+    p.add_argument("--epochs", type=float, default=1.0)
+    p.add_argument("--max-steps", type=int, default=-1)
+    p.add_argument("--learning-rate", type=float, default=3e-4)
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--max-length", type=int, default=768)
+    p.add_argument("--eval-max-tokens", type=int, default=128)
+    p.add_argument("--threads", type=int, default=2, help="torch threads per process")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    if args.quick:
+        args.train_examples, args.validation_examples, args.test_examples = 16, 4, 6
+        args.max_steps, args.max_chunks = 4, args.max_chunks or 80
+    args.out = args.out or BENCH / "out" / ("finetune-quick" if args.quick else "finetune")
+    return args
+
+
+def configure(args: argparse.Namespace) -> Any:
+    """Environment for this process and its children (set before torch is imported), then Settings."""
+    os.environ.update(
+        ALMANAC_HOME=str(args.out / "home"),
+        ALMANAC_CHUNKING__SIZE_TOKENS="128",
+        ALMANAC_CHUNKING__OVERLAP_TOKENS="24",
+        ALMANAC_RETRIEVAL__TOP_K=str(stages.TOP_K),
+        ALMANAC_CHAT__MAX_NEW_TOKENS=str(args.eval_max_tokens),
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        TOKENIZERS_PARALLELISM="false",
+        OMP_NUM_THREADS=str(args.threads),
+    )
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from almanac.core.settings import Settings
+
+    return Settings()
+
+
+class Stages:
+    """Wall time per stage, logged as each ends."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Any:
+        """Time the block as stage `name`."""
+        log.info("stage=%s started", name)
+        started = time.perf_counter()
+        yield
+        self.seconds[name] = round(time.perf_counter() - started, 1)
+        log.info("stage=%s seconds=%.1f", name, self.seconds[name])
+
+
+def run_stages(args: argparse.Namespace, settings: Any, clock: Stages) -> dict[str, Any]:
+    """Ingest -> generate/curate/split -> sample -> train -> evaluate; returns the report."""
+    started, files = time.perf_counter(), stages.files_for(args)
+    report: dict[str, Any] = {
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "machine": machine(),
+    }
+    report["corpus"] = stages.corpus_info(files)
+    with clock.stage("ingest"):
+        report["ingest"] = stages.ingest(files)
+    with clock.stage("generate_curate_split"):
+        folder, report["dataset"] = stages.generate(args, settings, files)
+    report["stage_seconds"] = clock.seconds
+    if args.generate_only:
+        return report
+    sizes = (
+        ("train", args.train_examples),
+        ("validation", args.validation_examples),
+        ("test", args.test_examples),
+    )
+    report["samples"] = {
+        name: stages.sample(folder.split(name), folder.path / f"{name}.sample.jsonl", n, args.seed)
+        for name, n in sizes
+    }
+    report["held_out_pages"] = stages.held_out_pages(folder)
+    with clock.stage("train"):
+        report["training"] = stages.train(args, settings, folder.path)
+    report["evaluation"] = evaluate_all(args, settings, folder, report["held_out_pages"], clock)
+    report["stage_seconds"], report["wall_seconds"] = clock.seconds, round(time.perf_counter() - started, 1)
+    report["machine"]["load_after"] = os.getloadavg()
+    print_stages(report)
+    return report
+
+
+def evaluate_all(
+    args: argparse.Namespace, settings: Any, folder: Any, held_out: dict[str, list[str]], clock: Stages
+) -> dict[str, Any]:
+    """(a) the generated test sample and (b) the hand-written questions, base vs adapter."""
+    from finetune_eval import by_page_split, evaluate, lenient_score, nearest_training_question
+
+    from almanac.finetune.evaluation import load_questions
+    from almanac.finetune.records import read_records
+
+    handwritten = QUESTIONS
+    if args.quick:  # a smoke run asks a handful
+        handwritten = folder.path / "handwritten.quick.jsonl"
+        stages.sample(QUESTIONS, handwritten, 6, args.seed)
+    results: dict[str, Any] = {}
+    for name, path in (("generated_test", folder.path / "test.sample.jsonl"), ("handwritten", handwritten)):
+        with clock.stage(f"eval_{name}"):
+            report = evaluate(
+                settings, path, stages.ADAPTER, stages.COLLECTION, stages.TOP_K, args.eval_max_tokens
+            )
+        report.save(args.out / f"eval_{name}.json")
+        print(f"\n({'a' if name == 'generated_test' else 'b'}) {name}: {path}\n{report.table()}")
+        results[name] = {"summaries": report.summaries, "details": str(args.out / f"eval_{name}.json")}
+        results[name]["lenient_score"] = {label: lenient_score(rows) for label, rows in report.rows.items()}
+    questions = load_questions(handwritten)
+    held = set(held_out["validation"]) | set(held_out["test"])
+    results["handwritten"]["by_page"] = by_page_split(report, questions, held)
+    from almanac.cli import wiring
+
+    train = read_records(folder.path / "train.sample.jsonl")
+    nearest = nearest_training_question(questions, train, wiring.build_embedder(settings))
+    results["handwritten"]["nearest_training_question"] = sorted(nearest, key=lambda n: -n["cosine"])[:5]
+    for label, values in results["handwritten"]["lenient_score"].items():
+        print(f"lenient score (punctuation as spaces) {label}: {values:.3f}")
+    print(f"by page (answerable only): {json.dumps(results['handwritten']['by_page'])}")
+    return results
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    import torch
+
+    return {
+        "cpu": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "load_before": os.getloadavg(),
+    }
+
+
+def print_stages(report: dict[str, Any]) -> None:
+    """Wall time per stage and the training throughput."""
+    print("\nstage                     seconds")
+    for name, seconds in report["stage_seconds"].items():
+        print(f"{name:<24}  {seconds:>8.1f}")
+    print(f"{'total':<24}  {report['wall_seconds']:>8.1f}")
+    training = report["training"]
+    print(
+        f"training: {training['tokens_per_second']} tokens/s on CPU ({training['torch_threads']} threads), "
+        f"train loss {training['train_loss']}, validation loss {training['validation_loss']}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run every stage, print the tables and write the JSON report."""
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    for noisy in ("httpx", "sentence_transformers", "transformers", "bm25s"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    if args.fresh and args.out.exists():
+        shutil.rmtree(args.out)
+    args.out.mkdir(parents=True, exist_ok=True)
+    settings = configure(args)
+    report = run_stages(args, settings, Stages())
+    path = args.out.parent / ("finetune-quick.json" if args.quick else "finetune.json")
+    path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(f"report: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

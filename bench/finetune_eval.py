@@ -1,0 +1,112 @@
+"""Evaluation helpers of bench/finetune.py: base vs adapter through the product's evaluator, plus two checks
+the product does not make.
+
+- `evaluate` runs a question file exactly as `almanac eval QUESTIONS --adapter NAME` does (the server's
+  answering service, no default adapter leaking into 'base') and returns the EvalReport.
+- `lenient_contains`: the product's contains-match deletes punctuation, so ``ensure_ascii=True`` becomes the
+  single word ``ensureasciitrue`` and does not contain the gold ``True``; this variant turns punctuation into
+  spaces. Reported next to the product's figure, never instead of it.
+- `by_page_split`: hand-written questions split by whether their page fed the training split or was held out.
+- `nearest_training_question`: how close each hand-written question comes to a training question (cosine of
+  MiniLM embeddings), to show the hand-written set was not copied from the training data.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from almanac.core.settings import Settings
+from almanac.finetune.evaluation import EvalQuestion, Evaluator, load_questions
+from almanac.finetune.evaluation_report import EvalReport
+from almanac.finetune.records import QARecord, file_sha256
+
+_PUNCTUATION_TO_SPACE = str.maketrans(string.punctuation, " " * len(string.punctuation))
+_CITATION = re.compile(r"\[\d+(?:\s*,\s*\d+)*\]")
+
+
+def evaluate(
+    settings: Settings, questions: Path, adapter: str, collection: str, k: int, max_tokens: int
+) -> EvalReport:
+    """Base model and `adapter` on the questions, as `almanac eval` runs them."""
+    from almanac.cli import wiring
+    from almanac.cli.finetune_cmd import ServerAnswerer
+
+    service = wiring.build_answerer(settings)
+    service.default_adapter = lambda: None  # 'base' must mean no adapter
+    service.collection_adapters = {}
+    evaluator = Evaluator(
+        ServerAnswerer(service),
+        wiring.build_retriever(settings),
+        collection,
+        k,
+        chat=service.chat,
+        max_tokens=max_tokens,
+    )
+    rows = evaluator.run(load_questions(questions), [None, adapter], progress=False)
+    return EvalReport(str(questions), file_sha256(questions), collection, k, rows)
+
+
+def _lenient(text: str) -> str:
+    return " ".join(_CITATION.sub(" ", text.lower()).translate(_PUNCTUATION_TO_SPACE).split())
+
+
+def lenient_contains(reply: str, gold: str) -> bool:
+    """Whether the gold answer's words appear, in order, in the reply once punctuation is a space."""
+    needle = _lenient(gold)
+    return bool(needle) and f" {needle} " in f" {_lenient(reply)} "
+
+
+def lenient_score(rows: Sequence[dict[str, Any]]) -> float:
+    """Share passed when answerable questions are graded with `lenient_contains`."""
+    passed = [
+        r["passed"] if r["kind"] == "refusal" else lenient_contains(r["reply"], r["gold"]) for r in rows
+    ]
+    return sum(passed) / len(passed) if passed else 0.0
+
+
+def by_page_split(
+    report: EvalReport, questions: Sequence[EvalQuestion], held_out: set[str]
+) -> dict[str, dict[str, Any]]:
+    """Score per model for answerable questions on training pages vs on held-out pages."""
+    out: dict[str, dict[str, Any]] = {}
+    for label, rows in report.rows.items():
+        groups: dict[str, list[bool]] = {"train_pages": [], "held_out_pages": []}
+        for question, row in zip(questions, rows, strict=True):
+            if question.kind == "refusal" or not question.source:
+                continue
+            group = "held_out_pages" if question.source in held_out else "train_pages"
+            groups[group].append(bool(row["passed"]))
+        out[label] = {name: _share(flags) for name, flags in groups.items()}
+        out[label] |= {f"{name}_questions": len(flags) for name, flags in groups.items()}
+    return out
+
+
+def _share(flags: Sequence[bool]) -> float | None:
+    return sum(flags) / len(flags) if flags else None
+
+
+def nearest_training_question(
+    questions: Sequence[EvalQuestion], train: Sequence[QARecord], embedder: Any
+) -> list[dict[str, Any]]:
+    """For each hand-written question, the most similar training question and its cosine."""
+    if not train:
+        return []
+    asked = embedder.embed([q.question for q in questions])
+    trained = embedder.embed([r.question for r in train])
+    similarity = np.asarray(asked) @ np.asarray(trained).T
+    best = similarity.argmax(axis=1)
+    return [
+        {"question": q.question, "nearest": train[int(j)].question, "cosine": float(similarity[i, j])}
+        for i, (q, j) in enumerate(zip(questions, best, strict=True))
+    ]
+
+
+def page_of(source: str) -> str:
+    """The HTML file name of a source path (what the hand-written questions name as their source)."""
+    return Path(source).name

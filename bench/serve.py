@@ -1,0 +1,164 @@
+"""Serving benchmark: /v1/search and /v1/query against a live `almanac serve` on loopback.
+
+One run measures, on the Python 3.11 documentation (bench/corpus.py) and a synthetic size sweep:
+  1. /v1/search latency p50/p99 and throughput at 1, 8 and 32 concurrent clients (closed loop, a fixed
+     number of requests per level, queries from the corpus's section headings), on the ingested corpus
+     (bench/serve_homes.py: `almanac ingest` into bench/out/serve/home-SUBSET-N);
+  2. /v1/query over ~10 questions with small max_tokens: retrieval / prompt / queue / generation from the
+     response's `timings`, and generation tokens/s through the server as a ratio to `model.generate` called
+     directly on the same prompts in another process, paired question by question (bench/serve_generation.py);
+  3. /v1/search again on a home of 200k chunks (real corpus chunks + synthetic filler with random unit
+     vectors; queries embedded by the real MiniLM), built once through the product's catalog and index APIs.
+Each server is a child process on a free 127.0.0.1 port, ready once /readyz says so, stopped with SIGTERM.
+
+    .venv/bin/python bench/serve.py                  # full run; tables on stdout, bench/out/serve.json
+    .venv/bin/python bench/serve.py --quick          # smoke run: fewer requests, 20k synthetic chunks
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import corpus
+import serve_homes
+from serve_generation import query_pass
+from serve_load import run_level
+from serve_server import LiveServer
+from serve_tables import print_report
+
+from almanac.core.chat_model import prepare_model_dir
+from almanac.core.settings import SMOLLM2
+
+BENCH = Path(__file__).resolve().parent
+OUT = BENCH / "out"
+TARGETS = {"search_p99_ms_at_200k": 50.0, "throughput_32_vs_1": 3.0, "generation_ratio": 0.9}
+FULL = {"requests": {1: 300, 8: 800, 32: 1600}, "questions": 10, "synthetic": 200_000, "limit": 60}
+QUICK = {"requests": {1: 40, 8: 120, 32: 320}, "questions": 3, "synthetic": 20_000, "limit": 15}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The bench's command line."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="fewer requests and questions, 20k synthetic chunks")
+    p.add_argument(
+        "--subset", default="library", help="documentation folder to ingest ('all', 'library', ...)"
+    )
+    p.add_argument("--limit-files", type=int, help="pages of the subset, spread evenly (0: all; default 60)")
+    p.add_argument("--synthetic-chunks", type=int, help="size of the sweep's home (default 200000)")
+    p.add_argument("--questions", type=int, help="questions for /v1/query (default 10)")
+    p.add_argument("--max-tokens", type=int, default=48)
+    p.add_argument("--skip-query", action="store_true", help="leave out the /v1/query pass")
+    p.add_argument("--skip-synthetic", action="store_true", help="leave out the size sweep")
+    p.add_argument("--out", type=Path, default=OUT / "serve.json")
+    return p.parse_args(argv)
+
+
+def _plan(args: argparse.Namespace) -> dict[str, Any]:
+    plan = dict(QUICK if args.quick else FULL)
+    for key, value in (("limit", args.limit_files), ("synthetic", args.synthetic_chunks)):
+        plan[key] = value if value is not None else plan[key]
+    plan["questions"] = args.questions or plan["questions"]
+    return plan
+
+
+def search_levels(url: str, queries: list[str], requests: dict[int, int]) -> list[dict[str, Any]]:
+    """/v1/search at each concurrency, in increasing order; each level logs its line as it ends."""
+    payloads = [{"query": q} for q in queries]
+    levels = []
+    for concurrency, count in requests.items():
+        level = run_level(url, "/v1/search", payloads, concurrency, count)
+        print(
+            f"  search c={concurrency}: p50 {level['p50_ms']:.1f} ms p99 {level['p99_ms']:.1f} ms "
+            f"{level['throughput_rps']:.1f} req/s errors {level['errors']}",
+            file=sys.stderr,
+            flush=True,
+        )
+        levels.append(level)
+    return levels
+
+
+def _serve_corpus(
+    args: argparse.Namespace, plan: dict[str, Any], home: Path, log: Path
+) -> tuple[dict[str, Any], list[str]]:
+    chunks = serve_homes.corpus_chunks(home)
+    queries = serve_homes.heading_queries(chunks)
+    random.Random(11).shuffle(queries)
+    result: dict[str, Any] = {"chunks": len(chunks), "distinct_queries": len(queries)}
+    with LiveServer(home, log) as server:
+        result["ready_s"] = server.ready_seconds
+        print(f"corpus server ready in {server.ready_seconds:.1f} s ({len(chunks)} chunks)", file=sys.stderr)
+        result["search"] = search_levels(server.url, queries, plan["requests"])
+        if not args.skip_query:
+            questions = serve_homes.heading_questions(chunks, plan["questions"])
+            model_dir = prepare_model_dir(SMOLLM2, home / "models")  # converted by the server's warm-up
+            result["query"] = query_pass(server.url, questions, args.max_tokens, model_dir)
+    result["exit_code"] = server.exit_code
+    return result, queries
+
+
+def _serve_synthetic(
+    plan: dict[str, Any], corpus_home: Path, queries: list[str], log: Path
+) -> dict[str, Any]:
+    home = OUT / "serve" / f"home-synthetic-{plan['synthetic']}"
+    print(f"building or reusing {home} ...", file=sys.stderr, flush=True)
+    built = serve_homes.ensure_synthetic_home(home, corpus_home, plan["synthetic"])
+    model_dir = prepare_model_dir(SMOLLM2, corpus_home / "models")  # no second GGUF conversion
+    result: dict[str, Any] = {"home": str(home), **built}
+    with LiveServer(home, log, extra_env={"ALMANAC_CHAT__MODEL": str(model_dir)}) as server:
+        result["ready_s"] = server.ready_seconds
+        print(f"synthetic server ready in {server.ready_seconds:.1f} s", file=sys.stderr, flush=True)
+        result["search"] = search_levels(server.url, queries, plan["requests"])
+    result["exit_code"] = server.exit_code
+    return result
+
+
+def _machine() -> dict[str, Any]:
+    return {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "affinity": len(os.sched_getaffinity(0)),
+        "load_avg": os.getloadavg(),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run every stage, print the tables, write the JSON."""
+    args = parse_args(argv)
+    plan = _plan(args)
+    log = OUT / "serve" / "server.log"
+    root = corpus.ensure_corpus()
+    files = corpus.select_files(root, args.subset, plan["limit"] or None)
+    home = OUT / "serve" / f"home-{args.subset}-{plan['limit']}"
+    report: dict[str, Any] = {
+        "command": shlex.join([".venv/bin/python", "bench/serve.py", *(argv or sys.argv[1:])]),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "machine": _machine(),
+        "plan": plan,
+        "targets": TARGETS,
+        "corpus": {"package": corpus.package_version(), "subset": args.subset, "files": len(files)},
+    }
+    print(f"ingesting {len(files)} pages into {home} ...", file=sys.stderr, flush=True)
+    report["corpus"]["ingest"] = serve_homes.ingest_corpus(home, files, log)
+    report["corpus_serving"], queries = _serve_corpus(args, plan, home, log)
+    if not args.skip_synthetic:
+        report["synthetic_serving"] = _serve_synthetic(plan, home, queries, log)
+    report["machine"]["load_avg_end"] = os.getloadavg()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+    print_report(report)
+    print(f"\nJSON: {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,217 @@
+"""The two ALMANAC_HOMEs the serving benchmark runs against.
+
+- The corpus home: `almanac ingest` of Python documentation pages (bench/corpus.py), real MiniLM vectors.
+  Re-running the same command on an indexed home changes nothing and takes seconds.
+- The synthetic home: N chunks for the size sweep, written through the product's own APIs exactly as
+  indexer/batch_writer.py does (core.catalog_staging.stage_upsert inside a catalog transaction, the FAISS
+  file written by core.index_store.IndexStore and recorded by an IndexVersionRow in the same transaction).
+  It holds every real chunk of the corpus home (text and MiniLM vector) plus synthetic filler: random unit
+  vectors, and texts whose words are drawn from the corpus's own word frequencies and chunk lengths, so BM25
+  posting lists are as long as in real text. The collection records the MiniLM model, so the server embeds
+  queries with the real model: the sweep measures real query embedding + FAISS + BM25 at that size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import re
+import shutil
+import subprocess
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from serve_server import ALMANAC, REPO, server_env
+
+from almanac.core.catalog import Catalog
+from almanac.core.catalog_schema import IndexVersionRow
+from almanac.core.catalog_staging import DocumentUpsert, stage_upsert
+from almanac.core.index_store import IndexStore
+from almanac.core.settings import IndexSettings
+from almanac.core.types import ChunkDraft, ChunkRecord
+from almanac.core.vector_index import FaissIndex
+
+COLLECTION = "default"
+MINILM_NAME = "sentence-transformers/all-MiniLM-L6-v2"  # what SentenceTransformerEmbedder records
+DIMENSION = 384
+FILLER_CHUNKS_PER_DOC = 200
+_MARKER = "synthetic.json"
+
+
+def ingest_corpus(home: Path, files: list[Path], log_path: Path) -> dict[str, object]:
+    """`almanac ingest --json FILES` into `home` (a no-op re-run when already indexed); the report."""
+    command = [str(ALMANAC), "ingest", "--json", *map(str, files)]
+    started = time.perf_counter()
+    with log_path.open("ab") as log:
+        done = subprocess.run(command, cwd=REPO, env=server_env(home), stdout=subprocess.PIPE, stderr=log)
+    if done.returncode != 0:
+        raise RuntimeError(f"`almanac ingest` failed with {done.returncode}; see {log_path}")
+    report = json.loads(done.stdout)
+    report["wall_s"] = time.perf_counter() - started
+    return report
+
+
+def corpus_chunks(home: Path) -> list[ChunkRecord]:
+    """Every chunk of the home's default collection, in id order."""
+    catalog = Catalog(f"sqlite:///{(home / 'catalog.db').resolve()}")
+    try:
+        return list(catalog.iter_chunks(COLLECTION))
+    finally:
+        catalog.close()
+
+
+def heading_queries(chunks: list[ChunkRecord]) -> list[str]:
+    """Search queries as a reader would type them: the page's module and the section heading
+    (``heapq — Heap queue algorithm > Theory`` -> ``heapq Theory``), one per distinct heading path."""
+    queries = []
+    for locator in dict.fromkeys(c.locator for c in chunks if c.locator):
+        parts = [p.strip() for p in locator.split(" > ") if p.strip()]
+        module = re.split(r" — |: ", parts[0])[0]
+        queries.append(f"{module} {parts[-1]}" if len(parts) > 1 else parts[0])
+    return queries
+
+
+def heading_questions(chunks: list[ChunkRecord], n: int) -> list[str]:
+    """`n` questions spread over the corpus's section headings."""
+    paths = [p for p in dict.fromkeys(c.locator for c in chunks if " > " in c.locator)]
+    picked = [paths[int(i * len(paths) / n)] for i in range(min(n, len(paths)))]
+    questions = []
+    for locator in picked:
+        parts = [p.strip() for p in locator.split(" > ")]
+        module = re.split(r" — |: ", parts[0])[0]
+        questions.append(f"What does the {module} documentation say about {parts[-1]}?")
+    return questions
+
+
+@dataclass(frozen=True)
+class _Doc:
+    source: str
+    chunks: list[ChunkDraft]
+    vectors: np.ndarray
+
+
+def _draft(text: str, locator: str, ordinal: int) -> ChunkDraft:
+    digest = hashlib.sha256(f"{locator}\n{text}".encode()).hexdigest()
+    return ChunkDraft(text, locator, ordinal, digest)
+
+
+def _real_docs(home: Path) -> Iterator[_Doc]:
+    """The corpus home's documents with their stored MiniLM vectors."""
+    catalog = Catalog(f"sqlite:///{(home / 'catalog.db').resolve()}")
+    try:
+        row = catalog.require_collection(COLLECTION)
+        vectors = {
+            int(i): v for ids, vs in catalog.iter_vectors(row.id) for i, v in zip(ids, vs, strict=True)
+        }
+        by_doc: dict[str, list[ChunkRecord]] = {}
+        for chunk in catalog.iter_chunks(COLLECTION):
+            by_doc.setdefault(chunk.source, []).append(chunk)
+    finally:
+        catalog.close()
+    for source, chunks in by_doc.items():
+        drafts = [_draft(c.text, c.locator, i) for i, c in enumerate(chunks)]
+        yield _Doc(source, drafts, np.stack([vectors[c.id] for c in chunks]))
+
+
+def _filler_docs(chunks: list[ChunkRecord], total: int, seed: int) -> Iterator[_Doc]:
+    """Synthetic documents of FILLER_CHUNKS_PER_DOC chunks: corpus word frequencies and chunk lengths,
+    random unit vectors."""
+    rng = np.random.default_rng(seed)
+    counts = Counter(w for c in chunks for w in c.text.split())
+    words = list(counts)
+    weights = np.fromiter(counts.values(), dtype=np.float64)
+    weights /= weights.sum()
+    lengths = np.array([max(1, len(c.text.split())) for c in chunks])
+    for doc in range((total + FILLER_CHUNKS_PER_DOC - 1) // FILLER_CHUNKS_PER_DOC):
+        n = min(FILLER_CHUNKS_PER_DOC, total - doc * FILLER_CHUNKS_PER_DOC)
+        sizes = rng.choice(lengths, n)
+        picks = rng.choice(len(words), int(sizes.sum()), p=weights)
+        ends = np.cumsum(sizes)
+        texts = [" ".join(map(words.__getitem__, picks[e - s : e])) for s, e in zip(sizes, ends, strict=True)]
+        drafts = [_draft(t, f"Synthetic page {doc} > Section {i}", i) for i, t in enumerate(texts)]
+        vectors = rng.standard_normal((n, DIMENSION), dtype=np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        yield _Doc(f"synthetic/page{doc:05d}.html", drafts, vectors)
+
+
+def _commit(catalog: Catalog, store: IndexStore, index: FaissIndex, docs: list[_Doc], version: int) -> None:
+    """One transaction, as BatchWriter.flush does it: stage the documents, add their vectors, write the
+    index file and record it, commit once."""
+    row = catalog.require_collection(COLLECTION)
+    ids, vectors = [], []
+    with catalog.transaction() as s:
+        for doc in docs:
+            upsert = DocumentUpsert(
+                doc.source,
+                "document",
+                doc.source,
+                doc.chunks[0].content_hash,
+                0.0,
+                0,
+                doc.chunks,
+                doc.vectors,
+            )
+            ids.extend(stage_upsert(s, row.id, upsert)[0])
+            vectors.append(doc.vectors)
+        index.add(np.asarray(ids, dtype=np.int64), np.concatenate(vectors))  # one add: its id check is O(n)
+        path, checksum = store.write(COLLECTION, version, index)
+        s.add(
+            IndexVersionRow(
+                collection_id=row.id,
+                version=version,
+                model=MINILM_NAME,
+                dimension=DIMENSION,
+                vector_count=len(index),
+                checksum=checksum,
+                path=str(path.resolve()),
+            )
+        )
+    store.prune(COLLECTION, keep={version, version - 1})
+
+
+def _is_built(home: Path, spec: dict[str, object]) -> bool:
+    marker = home / _MARKER
+    return marker.is_file() and json.loads(marker.read_text()).get("spec") == spec
+
+
+def ensure_synthetic_home(home: Path, corpus_home: Path, total: int, seed: int = 7) -> dict[str, object]:
+    """A home with `total` chunks (the corpus's real ones + filler), built once; reused when the marker
+    matches. A half-built home (no marker) is deleted and built again."""
+    spec = {"total": total, "seed": seed, "corpus_home": str(corpus_home.resolve())}
+    if _is_built(home, spec):
+        return json.loads((home / _MARKER).read_text())
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(parents=True)
+    started = time.perf_counter()
+    catalog = Catalog(f"sqlite:///{(home / 'catalog.db').resolve()}")
+    settings = IndexSettings(kind="flat", use_gpu=False)
+    store, index = IndexStore(home / "index", settings), FaissIndex(DIMENSION, settings)
+    try:
+        catalog.ensure_collection(COLLECTION, MINILM_NAME, DIMENSION, "flat")
+        real = list(_real_docs(corpus_home))
+        n_real = sum(len(d.chunks) for d in real)
+        docs = itertools.chain(real, _filler_docs(corpus_chunks(corpus_home), total - n_real, seed))
+        version, batch = 0, []
+        for doc in docs:
+            batch.append(doc)
+            if sum(len(d.chunks) for d in batch) >= 50_000:
+                version += 1
+                _commit(catalog, store, index, batch, version)
+                batch = []
+        if batch:
+            _commit(catalog, store, index, batch, version + 1)
+    finally:
+        catalog.close()
+    built = {
+        "spec": spec,
+        "chunks": len(index),
+        "real_chunks": n_real,
+        "build_s": time.perf_counter() - started,
+    }
+    (home / _MARKER).write_text(json.dumps(built))
+    return built

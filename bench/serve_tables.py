@@ -1,0 +1,126 @@
+"""Markdown tables for bench/serve.py's report (ready to paste into BENCHMARKS.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _row(cells: list[object]) -> str:
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def _table(header: list[str], rows: list[list[object]]) -> str:
+    lines = [_row(header), _row(["---"] * len(header)), *(_row(r) for r in rows)]
+    return "\n".join(lines)
+
+
+def throughput_ratio(levels: list[dict[str, Any]]) -> float:
+    """Throughput at the most clients over throughput at one client."""
+    one = next(lv for lv in levels if lv["concurrency"] == 1)["throughput_rps"]
+    return max(levels, key=lambda lv: lv["concurrency"])["throughput_rps"] / one if one else 0.0
+
+
+def search_table(report: dict[str, Any]) -> str:
+    """One row per (collection, clients)."""
+    rows = []
+    for key, name in (("corpus_serving", "Python docs"), ("synthetic_serving", "synthetic")):
+        serving = report.get(key)
+        for lv in serving["search"] if serving else []:
+            load = "→".join(f"{x:.1f}" for x in lv["load_avg_1m"])
+            rows.append(
+                [
+                    name,
+                    f"{serving['chunks']:,}",
+                    lv["concurrency"],
+                    lv["requests"],
+                    f"{lv['p50_ms']:.1f}",
+                    f"{lv['p90_ms']:.1f}",
+                    f"{lv['p99_ms']:.1f}",
+                    f"{lv['throughput_rps']:.1f}",
+                    sum(lv["errors"].values()),
+                    load,
+                ]
+            )
+    header = ["collection", "chunks", "clients", "requests", "p50 ms", "p90 ms", "p99 ms", "req/s", "errors"]
+    return _table([*header, "load avg 1m"], rows)
+
+
+def query_table(query: dict[str, Any]) -> str:
+    """One row per question, then the totals."""
+    rows = []
+    for q in query["questions"]:
+        if "skipped" in q:
+            rows.append([q["question"][:60], q["skipped"], "", "", "", "", "", "", ""])
+            continue
+        t = q["timings"]
+        rows.append(
+            [
+                q["question"][:60],
+                f"{t['retrieval'] * 1000:.0f}",
+                f"{t['prompt'] * 1000:.1f}",
+                f"{t['queue'] * 1000:.1f}",
+                f"{t['generation']:.2f}",
+                f"{q['prompt_tokens']}/{q['completion_tokens']}",
+                f"{q['server_tokens_per_s']:.1f}",
+                f"{q['direct_tokens_per_s']:.1f}",
+                "yes" if q["same_prompt_tokens"] and q["same_completion"] else "NO",
+            ]
+        )
+    header = ["question", "retrieval ms", "prompt ms", "queue ms", "generation s", "tokens in/out"]
+    return _table([*header, "server tok/s", "direct tok/s", "same output"], rows)
+
+
+def targets(report: dict[str, Any]) -> list[str]:
+    """One line per target: measured value, target, met or missed."""
+    goals, lines = report["targets"], []
+
+    def line(name: str, value: float, goal: float, higher: bool) -> None:
+        met = value >= goal if higher else value < goal
+        sign = ">=" if higher else "<"
+        lines.append(f"- {name}: {value:.2f} (target {sign} {goal}) {'met' if met else 'MISSED'}")
+
+    synthetic = report.get("synthetic_serving")
+    if synthetic:
+        worst = max(lv["p99_ms"] for lv in synthetic["search"])
+        line(
+            f"search p99 at {synthetic['chunks']:,} chunks, worst level (ms)",
+            worst,
+            goals["search_p99_ms_at_200k"],
+            False,
+        )
+    for key in ("corpus_serving", "synthetic_serving"):
+        if report.get(key):
+            ratio = throughput_ratio(report[key]["search"])
+            line(
+                f"{key.split('_')[0]}: throughput 32 clients / 1 client",
+                ratio,
+                goals["throughput_32_vs_1"],
+                True,
+            )
+    query = report["corpus_serving"].get("query")
+    if query:
+        line("generation tokens/s, server / direct", query["ratio"], goals["generation_ratio"], True)
+    return lines
+
+
+def print_report(report: dict[str, Any]) -> None:
+    """Everything on stdout, markdown."""
+    print(f"command: {report['command']}")
+    machine = report["machine"]
+    print(
+        f"machine: {machine['platform']}, {machine['affinity']} cores usable, load avg at start "
+        f"{'/'.join(f'{x:.2f}' for x in machine['load_avg'])}, at end "
+        f"{'/'.join(f'{x:.2f}' for x in machine['load_avg_end'])}"
+    )
+    print("\n/v1/search (client-side latency, closed loop)\n")
+    print(search_table(report))
+    query = report["corpus_serving"].get("query")
+    if query:
+        print(f"\n/v1/query (max_tokens {query['max_tokens']}; timings from the response, mean of 2 runs)\n")
+        print(query_table(query))
+        print(
+            f"\ngeneration: server {query['server_tokens_per_s']:.1f} tok/s, direct model.generate "
+            f"{query['direct_tokens_per_s']:.1f} tok/s, ratio {query['ratio']:.3f}"
+        )
+    print("\ntargets")
+    print("\n".join(targets(report)))
