@@ -30,32 +30,33 @@ def check_collection(catalog: Catalog, store: IndexStore, collection: str) -> li
         problems.append(
             f"index and catalog disagree: {extra} vectors without a chunk, {missing} chunks unindexed"
         )
+    return problems + _catalog_problems(catalog, row.id)
+
+
+def _catalog_problems(catalog: Catalog, collection_id: int) -> list[str]:
+    """Duplicates and orphans inside the catalog itself."""
     with catalog.transaction() as s:
         dup_docs = s.execute(
             select(DocumentRow.source)
-            .where(DocumentRow.collection_id == row.id)
+            .where(DocumentRow.collection_id == collection_id)
             .group_by(DocumentRow.source)
             .having(func.count() > 1)
         ).all()
         dup_chunks = s.execute(
             select(ChunkRow.document_id, ChunkRow.ordinal)
-            .where(ChunkRow.collection_id == row.id)
+            .where(ChunkRow.collection_id == collection_id)
             .group_by(ChunkRow.document_id, ChunkRow.ordinal)
             .having(func.count() > 1)
         ).all()
-        orphans = (
-            s.scalar(
-                select(func.count())
-                .select_from(ChunkRow)
-                .outerjoin(DocumentRow, DocumentRow.id == ChunkRow.document_id)
-                .where(ChunkRow.collection_id == row.id, DocumentRow.id.is_(None))
-            )
-            or 0
+        orphans = s.scalar(
+            select(func.count())
+            .select_from(ChunkRow)
+            .outerjoin(DocumentRow, DocumentRow.id == ChunkRow.document_id)
+            .where(ChunkRow.collection_id == collection_id, DocumentRow.id.is_(None))
         )
-    if dup_docs:
-        problems.append(f"{len(dup_docs)} duplicate document sources")
-    if dup_chunks:
-        problems.append(f"{len(dup_chunks)} duplicate chunk positions")
-    if orphans:
-        problems.append(f"{orphans} chunks without a document")
-    return problems
+    counts = {
+        "duplicate document sources": len(dup_docs),
+        "duplicate chunk positions": len(dup_chunks),
+        "chunks without a document": orphans or 0,
+    }
+    return [f"{n} {what}" for what, n in counts.items() if n]
