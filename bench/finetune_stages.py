@@ -7,6 +7,7 @@ Generator, curation, split (build_dataset) and train_adapter in process, so the 
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import subprocess
 import sys
@@ -42,7 +43,8 @@ def ingest(files: list[Path]) -> dict[str, Any]:
 def writer_for(args: argparse.Namespace, settings: Any, files: list[Path]) -> Any:
     """The question writer: the extractive docs teacher, or the embedded chat model."""
     if args.teacher == "extractive":
-        from finetune_teacher import DocsIndex, ExtractiveWriter
+        from finetune_docs_index import DocsIndex
+        from finetune_teacher import ExtractiveWriter
 
         return ExtractiveWriter(DocsIndex.from_pages(files), seed=args.seed)
     from almanac.finetune.question_writer import QuestionWriter
@@ -57,14 +59,14 @@ def generate(args: argparse.Namespace, settings: Any, files: list[Path]) -> tupl
 
     from almanac.cli import wiring
     from almanac.finetune.curation import CurationConfig
-    from almanac.finetune.dataset_folder import DatasetFolder, build_dataset
+    from almanac.finetune.dataset_folder import build_dataset
     from almanac.finetune.generation import GenerationConfig, Generator
 
     catalog = wiring.open_catalog(settings)
     chunks = list(catalog.iter_chunks(COLLECTION))
     retriever = wiring.build_retriever(settings, catalog)
     config = GenerationConfig(questions_per_chunk=3, max_chunks=args.max_chunks, top_k=TOP_K, seed=args.seed)
-    folder = DatasetFolder(args.out / "dataset")
+    folder = dataset_folder(args)
     report = build_dataset(
         folder,
         chunks,
@@ -80,14 +82,43 @@ def generate(args: argparse.Namespace, settings: Any, files: list[Path]) -> tupl
     return folder, {"chunks": len(chunks), "teacher": args.teacher, **asdict(report)}
 
 
-def sample(source: Path, target: Path, n: int, seed: int) -> int:
-    """A seeded sample of `n` lines of a JSONL file (all when it has fewer), in file order."""
+def dataset_folder(args: argparse.Namespace) -> Any:
+    """Where the run's dataset lives."""
+    from almanac.finetune.dataset_folder import DatasetFolder
+
+    return DatasetFolder(args.out / "dataset")
+
+
+# share of each record kind in a sample; curation keeps far fewer refusals (about 1 in 12) than this
+KIND_SHARES = {"refusal": 0.25, "sycophancy": 0.2}
+
+
+def sample(source: Path, target: Path, n: int, seed: int) -> dict[str, int]:
+    """A seeded sample of `n` records of a JSONL file with the kind mix of KIND_SHARES (QA records fill
+    the rest and any shortfall), written in file order; returns the count per kind."""
     lines = [line for line in source.read_text(encoding="utf-8").splitlines() if line.strip()]
-    if n < len(lines):
-        keep = sorted(random.Random(seed).sample(range(len(lines)), n))
-        lines = [lines[i] for i in keep]
-    target.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    return len(lines)
+    kinds = [json.loads(line).get("kind", "qa") for line in lines]
+    rng = random.Random(seed)
+    keep: list[int] = []
+    for kind, share in KIND_SHARES.items():
+        pool = [i for i, k in enumerate(kinds) if k == kind]
+        keep += rng.sample(pool, min(len(pool), round(n * share)))
+    chosen = set(keep)
+    rest = [i for i, k in enumerate(kinds) if k not in KIND_SHARES]
+    rest = rng.sample(rest, min(len(rest), max(0, n - len(keep))))
+    others = [i for i in range(len(lines)) if i not in chosen and i not in set(rest)]  # a shortfall of QA
+    keep += rest + rng.sample(others, min(len(others), max(0, n - len(keep) - len(rest))))
+    target.write_text("".join(lines[i] + "\n" for i in sorted(keep)), encoding="utf-8")
+    return {kind: sum(kinds[i] == kind for i in keep) for kind in sorted(set(kinds))}
+
+
+def quick_questions(source: Path, target: Path) -> Path:
+    """Hand-written questions for --quick: four about its pages and two unanswerable ones."""
+    rows = [json.loads(line) for line in source.read_text(encoding="utf-8").splitlines() if line.strip()]
+    pages = {f"{page}.html" for page in QUICK_PAGES}
+    picked = [r for r in rows if r.get("source") in pages][:4] + [r for r in rows if not r.get("source")][:2]
+    target.write_text("".join(json.dumps(r) + "\n" for r in picked), encoding="utf-8")
+    return target
 
 
 def held_out_pages(folder: Any) -> dict[str, list[str]]:

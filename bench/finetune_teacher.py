@@ -25,13 +25,11 @@ import hashlib
 import random
 import re
 from collections import defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass
-from pathlib import Path
+
+from finetune_docs_index import MODULE_LEVEL, DocEntry, DocsIndex, Segment, segments
 
 from almanac.finetune.question_writer import QADraft
 
-_SPACE = re.compile(r"\s+")
 _SENTENCE_END = re.compile(r"(?<!\be\.g)(?<!\bi\.e)(?<!\betc)(?<=[A-Za-z0-9)'\"`])\.\s+(?=\S)")
 _VERSION = re.compile(r"New in version (\d+\.\d+)")
 _EXCEPTION = re.compile(r"\b([A-Z][A-Za-z]*(?:Error|Exception|Exit|Interrupt))\b")
@@ -42,7 +40,6 @@ _RAISES_IF = re.compile(
     r"^(?:It |This function |This method )?[Rr]aises? (?:an? |the )?(\w+) (if|when) (.+)$"
 )
 _IF_RAISED = re.compile(r"^(If|When) (.+?),? (?:then )?(?:an? |the )?(\w+) (?:is|will be) raised$")
-_MODULE_LEVEL = ("function", "class", "exception", "data")
 # descriptions that open with one of these verbs become "Which function <verb>s ...?" questions
 # fmt: off
 _VERBS = frozenset({
@@ -59,63 +56,6 @@ _VERBS = frozenset({
 _EXCEPTIONS = ("ValueError", "TypeError", "KeyError", "IndexError", "OSError", "RuntimeError")
 
 
-def _squash(text: str) -> str:
-    """A signature with all whitespace and pilcrows removed, to match the chunker's rendering."""
-    return _SPACE.sub("", text.replace("¶", ""))
-
-
-@dataclass(frozen=True, slots=True)
-class DocEntry:
-    """One documented object: its display name, kind (function, method, ...) and page."""
-
-    name: str
-    kind: str
-    page: str
-
-
-class DocsIndex:
-    """Signatures of the documented objects of some HTML pages, keyed by their squashed text."""
-
-    def __init__(self) -> None:
-        self.by_signature: dict[str, list[DocEntry]] = defaultdict(list)
-        self.by_page: dict[str, list[DocEntry]] = defaultdict(list)
-
-    @classmethod
-    def from_pages(cls, pages: Iterable[Path]) -> DocsIndex:
-        """Read every ``<dl class="py KIND">`` signature of the pages."""
-        from bs4 import BeautifulSoup
-
-        index = cls()
-        for page in pages:
-            soup = BeautifulSoup(page.read_bytes(), "lxml")
-            for dl in soup.find_all("dl", class_="py"):
-                kind = next((c for c in dl.get("class", []) if c != "py"), "")
-                terms = dl.find_all("dt", recursive=False)
-                ident = next((dt.get("id") for dt in terms if dt.get("id")), None)
-                if not ident or not kind:
-                    continue
-                entry = DocEntry(_display_name(ident, kind), kind, page.name)
-                index.by_page[page.name].append(entry)
-                for dt in terms:
-                    index.by_signature[_squash(dt.get_text())].append(entry)
-        return index
-
-    def lookup(self, line: str) -> DocEntry | None:
-        """The entry a chunk line is the signature of (None when it is no signature, or ambiguous)."""
-        entries = self.by_signature.get(_squash(line), [])
-        return entries[0] if len({e.name for e in entries}) == 1 else None
-
-    def siblings(self, entry: DocEntry) -> list[DocEntry]:
-        """Other entries of the same kind on the same page (wrong answers for anti-sycophancy)."""
-        return [e for e in self.by_page[entry.page] if e.kind == entry.kind and e.name != entry.name]
-
-
-def _display_name(ident: str, kind: str) -> str:
-    """``os.path.basename`` for module-level objects, ``deque.append`` for members of a class."""
-    parts = ident.split(".")
-    return ident if kind in _MODULE_LEVEL or len(parts) < 3 else ".".join(parts[-2:])
-
-
 def first_sentence(text: str) -> str:
     """The first sentence of a paragraph, with its final period."""
     head = _SENTENCE_END.split(text.strip(), maxsplit=1)[0].strip()
@@ -130,33 +70,6 @@ def third_person(verb: str) -> str:
     if low.endswith("y") and low[-2:-1] not in "aeiou":
         return low[:-1] + "ies"
     return low + "s"
-
-
-@dataclass(frozen=True, slots=True)
-class Segment:
-    """A signature found in a passage and the lines that follow it up to the next signature."""
-
-    entry: DocEntry
-    signature: str
-    lines: tuple[str, ...]
-
-    @property
-    def text(self) -> str:
-        """The entry's text as far as the passage holds it."""
-        return " ".join(self.lines)
-
-
-def segments(passage: str, index: DocsIndex) -> list[Segment]:
-    """Each documented signature in the passage with the description lines after it."""
-    lines = [line.strip() for line in passage.splitlines()]
-    marks = [(i, index.lookup(line)) for i, line in enumerate(lines) if line]
-    starts = [(i, entry) for i, entry in marks if entry is not None]
-    found = []
-    for number, (i, entry) in enumerate(starts):
-        end = starts[number + 1][0] if number + 1 < len(starts) else len(lines)
-        body = tuple(line for line in lines[i + 1 : end] if line)
-        found.append(Segment(entry, lines[i], body))
-    return found
 
 
 class ExtractiveWriter:
@@ -208,7 +121,7 @@ class ExtractiveWriter:
         if not rest or not verb[0].isupper() or (verb.lower() not in _VERBS and base not in _VERBS):
             return None
         entry = segment.entry
-        noun = entry.kind if entry.kind in _MODULE_LEVEL else f"{entry.name.split('.')[0]} {entry.kind}"
+        noun = entry.kind if entry.kind in MODULE_LEVEL else f"{entry.name.split('.')[0]} {entry.kind}"
         verb3 = verb.lower() if verb.lower() not in _VERBS else third_person(verb)
         sibling = self._sibling(entry, rng)
         return QADraft(

@@ -29,7 +29,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the model is a local folder; not
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-log = logging.getLogger("bench.llamaindex")
 EMBED_SECONDS = [0.0]  # time inside the embedding model's batch calls, for the phase breakdown
 
 

@@ -32,6 +32,7 @@ import corpus
 import serve_homes
 from serve_generation import query_pass
 from serve_load import run_level
+from serve_profile import profiled_level
 from serve_server import LiveServer
 from serve_tables import print_report
 
@@ -58,6 +59,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-tokens", type=int, default=48)
     p.add_argument("--skip-query", action="store_true", help="leave out the /v1/query pass")
     p.add_argument("--skip-synthetic", action="store_true", help="leave out the size sweep")
+    p.add_argument("--profile", action="store_true", help="extra levels at 1 and 32 clients under py-spy")
+    p.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="environment for the servers and the direct baseline, e.g. OMP_NUM_THREADS=1",
+    )
     p.add_argument("--out", type=Path, default=OUT / "serve.json")
     return p.parse_args(argv)
 
@@ -67,6 +76,7 @@ def _plan(args: argparse.Namespace) -> dict[str, Any]:
     for key, value in (("limit", args.limit_files), ("synthetic", args.synthetic_chunks)):
         plan[key] = value if value is not None else plan[key]
     plan["questions"] = args.questions or plan["questions"]
+    plan["server_env"] = dict(item.split("=", 1) for item in args.server_env)
     return plan
 
 
@@ -86,6 +96,19 @@ def search_levels(url: str, queries: list[str], requests: dict[int, int]) -> lis
     return levels
 
 
+def _profile(server: LiveServer, queries: list[str], plan: dict[str, Any], tag: str) -> list[dict[str, Any]]:
+    """Extra levels under py-spy (1 and 32 clients), after the measured ones."""
+    payloads = [{"query": q} for q in queries]
+    counts = {1: plan["requests"][1] // 3, 32: plan["requests"][32] // 4}
+    found = [
+        profiled_level(server, payloads, c, n, OUT / "serve" / f"profile-{tag}-c{c}.txt")
+        for c, n in counts.items()
+    ]
+    if None in found:
+        print("  --profile: py-spy is not installed (.venv/bin/pip install py-spy)", file=sys.stderr)
+    return [f for f in found if f is not None]
+
+
 def _serve_corpus(
     args: argparse.Namespace, plan: dict[str, Any], home: Path, log: Path
 ) -> tuple[dict[str, Any], list[str]]:
@@ -93,30 +116,42 @@ def _serve_corpus(
     queries = serve_homes.heading_queries(chunks)
     random.Random(11).shuffle(queries)
     result: dict[str, Any] = {"chunks": len(chunks), "distinct_queries": len(queries)}
-    with LiveServer(home, log) as server:
+    with LiveServer(home, log, plan["server_env"]) as server:
         result["ready_s"] = server.ready_seconds
         print(f"corpus server ready in {server.ready_seconds:.1f} s ({len(chunks)} chunks)", file=sys.stderr)
         result["search"] = search_levels(server.url, queries, plan["requests"])
+        if args.profile:
+            result["profiles"] = _profile(server, queries, plan, "corpus")
         if not args.skip_query:
             questions = serve_homes.heading_questions(chunks, plan["questions"])
             model_dir = prepare_model_dir(SMOLLM2, home / "models")  # converted by the server's warm-up
-            result["query"] = query_pass(server.url, questions, args.max_tokens, model_dir)
+            query = query_pass(server.url, questions, args.max_tokens, model_dir, plan["server_env"])
+            result["query"] = query
+            print(
+                f"  query: server {query['server_tokens_per_s']:.2f} tok/s, direct "
+                f"{query['direct_tokens_per_s']:.2f} tok/s, ratio {query['ratio']:.3f}",
+                file=sys.stderr,
+                flush=True,
+            )
     result["exit_code"] = server.exit_code
     return result, queries
 
 
 def _serve_synthetic(
-    plan: dict[str, Any], corpus_home: Path, queries: list[str], log: Path
+    args: argparse.Namespace, plan: dict[str, Any], corpus_home: Path, queries: list[str], log: Path
 ) -> dict[str, Any]:
     home = OUT / "serve" / f"home-synthetic-{plan['synthetic']}"
     print(f"building or reusing {home} ...", file=sys.stderr, flush=True)
     built = serve_homes.ensure_synthetic_home(home, corpus_home, plan["synthetic"])
     model_dir = prepare_model_dir(SMOLLM2, corpus_home / "models")  # no second GGUF conversion
     result: dict[str, Any] = {"home": str(home), **built}
-    with LiveServer(home, log, extra_env={"ALMANAC_CHAT__MODEL": str(model_dir)}) as server:
+    env = {**plan["server_env"], "ALMANAC_CHAT__MODEL": str(model_dir)}
+    with LiveServer(home, log, env) as server:
         result["ready_s"] = server.ready_seconds
         print(f"synthetic server ready in {server.ready_seconds:.1f} s", file=sys.stderr, flush=True)
         result["search"] = search_levels(server.url, queries, plan["requests"])
+        if args.profile:
+            result["profiles"] = _profile(server, queries, plan, f"synthetic-{plan['synthetic']}")
     result["exit_code"] = server.exit_code
     return result
 
@@ -129,6 +164,12 @@ def _machine() -> dict[str, Any]:
         "affinity": len(os.sched_getaffinity(0)),
         "load_avg": os.getloadavg(),
     }
+
+
+def _save(report: dict[str, Any], path: Path) -> None:
+    report["machine"]["load_avg_end"] = os.getloadavg()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -150,11 +191,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"ingesting {len(files)} pages into {home} ...", file=sys.stderr, flush=True)
     report["corpus"]["ingest"] = serve_homes.ingest_corpus(home, files, log)
     report["corpus_serving"], queries = _serve_corpus(args, plan, home, log)
+    _save(report, args.out)  # each stage's figures survive a failure in the next one
     if not args.skip_synthetic:
-        report["synthetic_serving"] = _serve_synthetic(plan, home, queries, log)
-    report["machine"]["load_avg_end"] = os.getloadavg()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2))
+        report["synthetic_serving"] = _serve_synthetic(args, plan, home, queries, log)
+    _save(report, args.out)
     print_report(report)
     print(f"\nJSON: {args.out}", file=sys.stderr)
     return 0

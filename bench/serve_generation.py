@@ -109,9 +109,12 @@ def _pair(client: httpx.Client, direct: DirectBaseline, question: str, max_token
     }
 
 
-def query_pass(url: str, questions: list[str], max_tokens: int, model_dir: Path) -> dict[str, Any]:
-    """Warm both sides once, then the A-B-A pairs; per-question rows and the totals."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ALMANAC_")}
+def query_pass(
+    url: str, questions: list[str], max_tokens: int, model_dir: Path, extra_env: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Warm both sides once, then the A-B-A pairs; per-question rows and the totals. `extra_env` is what
+    the server got too (e.g. OMP_NUM_THREADS), so both sides run with the same threads."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ALMANAC_")} | dict(extra_env or {})
     with httpx.Client(base_url=url, timeout=600) as client, DirectBaseline(model_dir, env) as direct:
         _ask(client, questions[0], max_tokens)  # the server's first generation pays one-off costs
         load_before = os.getloadavg()[0]

@@ -154,9 +154,8 @@ def _commit(catalog: Catalog, store: IndexStore, index: FaissIndex, docs: list[_
                 0.0,
                 0,
                 doc.chunks,
-                doc.vectors,
             )
-            ids.extend(stage_upsert(s, row.id, upsert)[0])
+            ids.extend(stage_upsert(s, row.id, upsert, doc.vectors)[0])
             vectors.append(doc.vectors)
         index.add(np.asarray(ids, dtype=np.int64), np.concatenate(vectors))  # one add: its id check is O(n)
         path, checksum = store.write(COLLECTION, version, index)

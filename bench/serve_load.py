@@ -45,18 +45,21 @@ async def _drive(
     concurrency: int,
     requests: int,
     max_seconds: float,
-) -> tuple[list[float], Counter[int], float]:
+) -> tuple[list[float], Counter[int | str], float]:
     tickets = itertools.count()
     latencies: list[float] = []
-    errors: Counter[int] = Counter()
+    errors: Counter[int | str] = Counter()
     started = time.perf_counter()
     deadline = started + max_seconds
 
     async def client_loop() -> None:
         while (ticket := next(tickets)) < requests and time.perf_counter() < deadline:
             sent = time.perf_counter()
-            response = await client.post(path, json=payloads[ticket % len(payloads)])
-            await response.aread()
+            try:
+                response = await client.post(path, json=payloads[ticket % len(payloads)])
+            except httpx.TransportError as exc:  # e.g. a keep-alive connection the server just closed
+                errors[type(exc).__name__] += 1
+                continue
             if response.status_code == 200:
                 latencies.append(time.perf_counter() - sent)
             else:

@@ -40,7 +40,9 @@ def free_port() -> int:
 def server_env(home: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
     """This process's environment without ALMANAC_* settings, plus the home and `extra`, offline."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ALMANAC_")}
-    env.update(ALMANAC_HOME=str(home), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", **(extra or {}))
+    env.update(
+        ALMANAC_HOME=str(home.resolve()), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", **(extra or {})
+    )
     return env
 
 

@@ -103,6 +103,19 @@ def targets(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+def profile_table(report: dict[str, Any]) -> str:
+    """Busy-sample shares per part of the request path, one column per profiled level."""
+    columns, shares = [], []
+    for key, name in (("corpus_serving", "docs"), ("synthetic_serving", "synthetic")):
+        for prof in (report.get(key) or {}).get("profiles", []):
+            if "shares" in prof:
+                columns.append(f"{name} c={prof['concurrency']}")
+                shares.append(prof["shares"])
+    parts = sorted({p for s in shares for p in s}, key=lambda p: -max(s.get(p, 0) for s in shares))
+    rows = [[part, *(f"{100 * s.get(part, 0):.1f}%" for s in shares)] for part in parts]
+    return _table(["part of the request path (busy samples)", *columns], rows) if columns else ""
+
+
 def print_report(report: dict[str, Any]) -> None:
     """Everything on stdout, markdown."""
     print(f"command: {report['command']}")
@@ -112,6 +125,7 @@ def print_report(report: dict[str, Any]) -> None:
         f"{'/'.join(f'{x:.2f}' for x in machine['load_avg'])}, at end "
         f"{'/'.join(f'{x:.2f}' for x in machine['load_avg_end'])}"
     )
+    print(f"server environment: {report['plan']['server_env'] or 'defaults'}")
     print("\n/v1/search (client-side latency, closed loop)\n")
     print(search_table(report))
     query = report["corpus_serving"].get("query")
@@ -122,5 +136,9 @@ def print_report(report: dict[str, Any]) -> None:
             f"\ngeneration: server {query['server_tokens_per_s']:.1f} tok/s, direct model.generate "
             f"{query['direct_tokens_per_s']:.1f} tok/s, ratio {query['ratio']:.3f}"
         )
+    profiles = profile_table(report)
+    if profiles:
+        print("\nprofile (py-spy on the server during extra levels; not the measured ones)\n")
+        print(profiles)
     print("\ntargets")
     print("\n".join(targets(report)))

@@ -190,7 +190,8 @@ def minilm_tokenizer() -> HFTokenizer:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from transformers import AutoTokenizer
 
-    return HFTokenizer(AutoTokenizer.from_pretrained(str(embedded_minilm_path()), local_files_only=True))
+    tokenizer = AutoTokenizer.from_pretrained(str(embedded_minilm_path()), local_files_only=True)
+    return HFTokenizer(lambda: tokenizer)
 
 
 @pytest.mark.parametrize(("size", "overlap"), [(24, 6), (48, 10), (128, 32)])

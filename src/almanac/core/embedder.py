@@ -15,9 +15,11 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import itertools
+import json
 import logging
 import re
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -91,49 +93,83 @@ class HashingEmbedder:
 
 
 class HFTokenizer:
-    """Adapter from a Hugging Face fast tokenizer to the Tokenizer port."""
+    """Adapter from a Hugging Face fast tokenizer (obtained on first use) to the Tokenizer port."""
 
-    def __init__(self, tokenizer: Any) -> None:
-        self._tok = tokenizer
+    def __init__(self, load: Callable[[], Any]) -> None:
+        self._load = load
 
     def offsets(self, text: str) -> list[tuple[int, int]]:
         """Character spans of the model's word pieces."""
-        enc = self._tok(text, add_special_tokens=False, return_offsets_mapping=True, truncation=False)
+        enc = self._load()(
+            text, add_special_tokens=False, return_offsets_mapping=True, truncation=False, verbose=False
+        )
         return [tuple(span) for span in enc["offset_mapping"]]
 
 
+def folder_dimension(folder: Path) -> int | None:
+    """The output dimension a sentence-transformers folder declares (pooling, then any dense layer)."""
+    try:
+        modules = json.loads((folder / "modules.json").read_text())
+        dimension = None
+        for module in modules:
+            kind = module["type"].rsplit(".", 1)[-1]
+            if kind not in ("Pooling", "Dense"):
+                continue
+            config = json.loads((folder / module["path"] / "config.json").read_text())
+            dimension = int(config["word_embedding_dimension" if kind == "Pooling" else "out_features"])
+        return dimension
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 class SentenceTransformerEmbedder:
-    """sentence-transformers model, batched, normalised; fp16 on a GPU."""
+    """sentence-transformers model, batched, normalised; fp16 on a GPU.
+
+    The model loads on first use: a run that finds nothing new to embed never pays for it.
+    """
 
     def __init__(self, model: str = MINILM, device: str = "auto", batch_size: int = 64) -> None:
+        self._path = str(embedded_minilm_path()) if model == MINILM else model
+        self._device = device
+        self._model: Any = None
+        self._lock = threading.Lock()
+        self.model_name = "sentence-transformers/all-MiniLM-L6-v2" if model == MINILM else model
+        self.batch_size = batch_size
+        declared = folder_dimension(Path(self._path))
+        self.dimension = declared if declared is not None else int(self._load().get_embedding_dimension())
+
+    def _load(self) -> Any:
+        with self._lock:
+            if self._model is None:
+                self._model = self._open()
+            return self._model
+
+    def _open(self) -> Any:
         from sentence_transformers import SentenceTransformer
 
-        path = str(embedded_minilm_path()) if model == MINILM else model
-        self.device = pick_device(device)
+        device = pick_device(self._device)
         try:
-            self._model = SentenceTransformer(path, device=self.device, local_files_only=True)
+            model = SentenceTransformer(self._path, device=device, local_files_only=True)
         except OSError as exc:
             raise ConfigError(
-                f"cannot load embedding model {model!r} from local files ({exc}); "
+                f"cannot load embedding model {self.model_name!r} from local files ({exc}); "
                 "set ALMANAC_EMBEDDING__MODEL to an installed model folder"
             ) from exc
-        if self.device.startswith("cuda"):
-            self._model.half()
-        self.model_name = "sentence-transformers/all-MiniLM-L6-v2" if model == MINILM else model
-        self.dimension = int(self._model.get_embedding_dimension())
-        self.batch_size = batch_size
-        self.max_tokens = int(self._model.max_seq_length)
+        if device.startswith("cuda"):
+            model.half()
+        log.info("event=embedder_loaded model=%s device=%s", self.model_name, device)
+        return model
 
     @cached_property
     def tokenizer(self) -> HFTokenizer:
         """The model's own word-piece tokenizer."""
-        return HFTokenizer(self._model.tokenizer)
+        return HFTokenizer(lambda: self._load().tokenizer)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Encode in batches; sentence-transformers sorts by length inside one call to cut padding."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        vectors = self._model.encode(
+        vectors = self._load().encode(
             list(texts),
             batch_size=self.batch_size,
             normalize_embeddings=True,
