@@ -40,12 +40,17 @@ def test_dimension_is_read_from_the_folder_without_loading_the_model() -> None:
 
 
 def test_dense_layer_sets_the_declared_dimension(tmp_path: Path) -> None:
-    modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-               {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
-               {"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.models.Dense"}]
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+        {"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.models.Dense"},
+    ]
     (tmp_path / "modules.json").write_text(json.dumps(modules))
     (tmp_path / "config.json").write_text("{}")
-    for folder, config in (("1_Pooling", {"word_embedding_dimension": 768}), ("2_Dense", {"out_features": 256})):
+    for folder, config in (
+        ("1_Pooling", {"word_embedding_dimension": 768}),
+        ("2_Dense", {"out_features": 256}),
+    ):
         (tmp_path / folder).mkdir()
         (tmp_path / folder / "config.json").write_text(json.dumps(config))
     assert folder_dimension(tmp_path) == 256
