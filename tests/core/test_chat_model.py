@@ -26,8 +26,9 @@ from transformers import (
 )
 
 from almanac.core.adapter_manifest import AdapterManifest, adapter_folder, list_adapters
-from almanac.core.chat_model import TransformersChatModel, model_identity, prepare_model_dir
+from almanac.core.chat_model import TransformersChatModel
 from almanac.core.errors import AdapterMismatchError, ConfigError, InputError, LimitError, NotFoundError
+from almanac.core.model_cache import model_identity, prepare_model_dir
 from almanac.core.types import ChatMessage
 
 CHATML = (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from almanac.core.source_db import row_key_from_uri
+from almanac.core.row_text import row_key_from_uri
 from almanac.core.types import RowKey
 
 

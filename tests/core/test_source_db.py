@@ -11,14 +11,8 @@ import pytest
 import sqlalchemy as sa
 
 from almanac.core.errors import InputError, SourceError, UnknownTableError
-from almanac.core.source_db import (
-    SourceDatabase,
-    TableInfo,
-    json_row,
-    mask_url,
-    render_row,
-    row_key_from_uri,
-)
+from almanac.core.row_text import json_row, render_row, row_key_from_uri
+from almanac.core.source_db import SourceDatabase, TableInfo, mask_url
 from almanac.core.types import RowKey
 
 BIKES = [  # inserted out of key order on purpose

@@ -14,8 +14,9 @@ from transformers import TrainerCallback
 
 from almanac.core.adapter_manifest import AdapterManifest, list_adapters
 from almanac.core.adapter_registry import AdapterRegistry
-from almanac.core.chat_model import TransformersChatModel, model_identity
+from almanac.core.chat_model import TransformersChatModel
 from almanac.core.errors import AdapterMismatchError, InputError, ModelError
+from almanac.core.model_cache import model_identity
 from almanac.core.prompt import SYSTEM_PROMPT, build_answer_messages
 from almanac.core.settings import Settings
 from almanac.finetune.generation import GenerationConfig, Generator

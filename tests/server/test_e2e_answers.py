@@ -23,9 +23,9 @@ import httpx
 import pytest
 
 from almanac.core.catalog import Catalog
-from almanac.core.chat_model import embedded_smollm2_gguf, prepare_model_dir
 from almanac.core.embedder import SentenceTransformerEmbedder
 from almanac.core.errors import ConfigError
+from almanac.core.model_cache import embedded_smollm2_gguf, prepare_model_dir
 from almanac.core.settings import Settings
 from almanac.core.source_db import SourceDatabase
 from almanac.indexer.pipeline import Indexer

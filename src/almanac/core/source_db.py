@@ -1,37 +1,21 @@
 """Read access to users' source databases: the rows Almanac indexes and re-reads live.
 
-Almanac never writes a source. Every read runs in `SourceDatabase.read_only`: PostgreSQL ``SET TRANSACTION
-READ ONLY`` + ``statement_timeout``; MariaDB/MySQL ``START TRANSACTION READ ONLY`` + ``max_statement_time``
-(MariaDB, seconds) or ``max_execution_time`` (MySQL, ms); SQLite connections get ``PRAGMA query_only=ON`` and
-a progress handler that aborts a statement past its timeout. Table and column names come only from reflection;
-values are always bound parameters. Tables are looked up in the connection's default schema (PostgreSQL: pick
-another with ``?options=-csearch_path%3Dmyschema`` in the URL).
-
-Typed keys: `RowKey.uri()` stores key values as text, so `row_key_from_uri` gives strings back. Before
-comparing, `read_rows` casts each one to its column's Python type (``"3"`` -> ``3`` for an INTEGER, ISO
-text -> ``datetime``, ...), so the database compares typed values; a value that does not cast matches no row.
-
-JSON-friendly lookup results (`json_row`): Decimal -> float when the float prints back as the same number,
-else str (no silent rounding); date/time -> ISO 8601; timedelta -> seconds; UUID -> str; bytes -> base64.
+Almanac never writes a source: every read runs in `SourceDatabase.read_only`, a read-only transaction with a
+statement timeout (core/source_engine.py has the per-dialect details). Table and column names come only
+from reflection; values are always bound parameters. Tables are looked up in the connection's default schema
+(PostgreSQL: pick another with ``?options=-csearch_path%3Dmyschema`` in the URL). How rows become text, JSON
+and addresses, and how key text is cast back to column types: core/row_text.py.
 """
 
 from __future__ import annotations
 
-import base64
 import logging
-import math
 import re
 import sqlite3
-import time as clock
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
-from decimal import Decimal
-from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
-from uuid import UUID
 
 import sqlalchemy as sa
 from sqlalchemy import Column, Connection, Engine, Table
@@ -39,15 +23,15 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from almanac.core.errors import InputError, SourceError, UnknownTableError
+from almanac.core.row_text import coerce_value, json_row, typed_key
+from almanac.core.source_engine import create_source_engine, guard_read_only, release_guard
 from almanac.core.types import RowKey
 
 log = logging.getLogger(__name__)
 
 _KEY_BATCH = 500  # keys per re-read statement: keeps bound parameters far under driver limits
 _NAMES_SHOWN = 50  # tables listed in an "unknown table" message
-_MYSQL_DIALECTS = {"mysql", "mariadb"}  # mariadb+pymysql:// names its dialect "mariadb"
 _MYSQL_TIMEOUT_ERRNOS = {1969, 3024}  # MariaDB max_statement_time, MySQL max_execution_time
-_URI = re.compile(r"db://(?P<source>[^/]+)/(?P<table>[^/]+)/(?P<key>.+)", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -70,7 +54,7 @@ class SourceDatabase:
     def __init__(self, name: str, url: str, connect_timeout_s: float = 5.0) -> None:
         self.name = name
         self.masked_url = mask_url(url)
-        self.engine: Engine = _create_engine(url, connect_timeout_s, self.masked_url)
+        self.engine: Engine = create_source_engine(url, connect_timeout_s, self.masked_url)
         self.dialect: str = self.engine.dialect.name
         self._tables: dict[str, Table] = {}  # reflected once per instance; reopen to see schema changes
 
@@ -140,7 +124,7 @@ class SourceDatabase:
             if value is not None and not isinstance(value, str | int | float | bool):
                 raise InputError(f"lookup values must be text, numbers, booleans or null; {column!r} is not")
             try:
-                conditions.append(reflected.c[column] == _coerce(reflected.c[column], value))
+                conditions.append(reflected.c[column] == coerce_value(reflected.c[column], value))
             except (ValueError, ArithmeticError):
                 return []  # a value that is not of the column's type equals no row
         stmt = sa.select(reflected).where(*conditions).order_by(*reflected.primary_key.columns)
@@ -156,12 +140,12 @@ class SourceDatabase:
         conn = self._connect()
         try:
             with conn.begin():
-                self._guard(conn, timeout_ms)
+                guard_read_only(conn, self.dialect, timeout_ms)
                 yield conn
         except DBAPIError as exc:
             raise self._read_error(exc, timeout_ms) from exc
         finally:
-            self._unguard(conn, timeout_ms)
+            release_guard(conn, self.dialect, timeout_ms)
             conn.close()
 
     def close(self) -> None:
@@ -177,37 +161,6 @@ class SourceDatabase:
                 f"cannot reach source database {self.name!r} at {self.masked_url}: {self._scrub(exc.orig)}; "
                 "check the host, port, database name, user and password, and that the server is running"
             ) from exc
-
-    def _guard(self, conn: Connection, timeout_ms: int | None) -> None:
-        if self.dialect == "postgresql":
-            conn.exec_driver_sql("SET TRANSACTION READ ONLY")  # must come first in the transaction
-            if timeout_ms is not None:  # set_config(..., true) is SET LOCAL with a bound value
-                conn.execute(
-                    sa.text("SELECT set_config('statement_timeout', :ms, true)"), {"ms": str(timeout_ms)}
-                )
-        elif self.dialect in _MYSQL_DIALECTS:
-            if timeout_ms is not None:
-                name, value = _mysql_timeout(conn, timeout_ms)
-                conn.execute(sa.text(f"SET SESSION {name} = :value"), {"value": value})  # name: a constant
-            conn.exec_driver_sql("START TRANSACTION READ ONLY")
-        elif self.dialect == "sqlite" and timeout_ms is not None:
-            deadline = clock.monotonic() + timeout_ms / 1000
-            conn.connection.dbapi_connection.set_progress_handler(  # type: ignore[union-attr]
-                lambda: int(clock.monotonic() > deadline), 1000
-            )
-
-    def _unguard(self, conn: Connection, timeout_ms: int | None) -> None:
-        """Undo session state so the pooled connection goes back clean."""
-        if timeout_ms is None or conn.invalidated:
-            return
-        try:
-            if self.dialect in _MYSQL_DIALECTS:
-                name, _ = _mysql_timeout(conn, 0)
-                conn.exec_driver_sql(f"SET SESSION {name} = DEFAULT")
-            elif self.dialect == "sqlite":
-                conn.connection.dbapi_connection.set_progress_handler(None, 0)  # type: ignore[union-attr]
-        except DBAPIError:
-            conn.invalidate()  # a connection we cannot reset is never reused
 
     def _read_error(self, exc: DBAPIError, timeout_ms: int | None) -> SourceError:
         orig = exc.orig
@@ -258,7 +211,7 @@ class SourceDatabase:
         columns = [self._tables[table].c[k] for k in primary_key]
         wanted: dict[tuple[Any, ...], list[RowKey]] = {}
         for key in keys:
-            typed = _typed_key(columns, key)
+            typed = typed_key(columns, key)
             if typed is not None:
                 wanted.setdefault(typed, []).append(key)
         found: dict[RowKey, dict[str, Any]] = {}
@@ -274,117 +227,10 @@ class SourceDatabase:
         return found
 
 
-def _create_engine(url: str, connect_timeout_s: float, masked: str) -> Engine:
-    try:
-        parsed = make_url(url)
-        backend = parsed.get_backend_name()
-        connect_args = {"connect_timeout": max(1, math.ceil(connect_timeout_s))}
-        if backend == "sqlite":
-            _check_sqlite_file(parsed.database, masked)
-            connect_args = {"timeout": connect_timeout_s}
-        engine = sa.create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
-    except (ArgumentError, ImportError) as exc:
-        raise SourceError(
-            f"cannot open source URL {masked}: {exc}; use dialect+driver://user:password@host:port/database "
-            "(postgresql+psycopg, mysql+pymysql, sqlite); install drivers with almanac[pg] or almanac[mysql]"
-        ) from exc
-    if backend == "sqlite":
-        sa.event.listen(engine, "connect", _sqlite_query_only)
-    return engine
-
-
-def _check_sqlite_file(database: str | None, masked: str) -> None:
-    """SQLite would create a missing file; for a source that is a typo, not an empty database."""
-    in_memory = not database or database == ":memory:" or database.startswith("file:")
-    if not in_memory and not Path(database).is_file():
-        raise SourceError(f"no SQLite database file at {database!r} ({masked}); check the path")
-
-
-def _sqlite_query_only(dbapi_connection: sqlite3.Connection, _record: object) -> None:
-    dbapi_connection.execute("PRAGMA query_only = ON")
-
-
-def _mysql_timeout(conn: Connection, timeout_ms: int) -> tuple[str, float | int]:
-    """MariaDB counts seconds in max_statement_time; MySQL milliseconds in max_execution_time."""
-    if getattr(conn.dialect, "is_mariadb", False):
-        return "max_statement_time", timeout_ms / 1000
-    return "max_execution_time", timeout_ms
-
-
-def _coerce(column: Column[Any], value: Any) -> Any:
-    """Cast a text value to the column's Python type; ValueError/ArithmeticError when it cannot be one."""
-    try:
-        kind = column.type.python_type
-    except NotImplementedError:
-        return value
-    if not isinstance(value, str):
-        return str(value) if kind is str and value is not None else value
-    if kind is bool:
-        return {"true": True, "t": True, "1": True, "false": False, "f": False, "0": False}[value.lower()]
-    if kind in (datetime, date, time):
-        return kind.fromisoformat(value)
-    return kind(value) if kind in (int, float, Decimal, UUID) else value
-
-
-def _typed_key(columns: list[Column[Any]], key: RowKey) -> tuple[Any, ...] | None:
-    values = dict(key.key)
-    if set(values) != {c.name for c in columns}:
-        return None  # the key was made for another primary key: that row is gone
-    try:
-        return tuple(_coerce(c, values[c.name]) for c in columns)
-    except (ValueError, ArithmeticError, KeyError):
-        return None
-
-
 def _match(columns: list[Column[Any]], keys: list[tuple[Any, ...]]) -> Any:
     if len(columns) == 1:
         return columns[0].in_([k[0] for k in keys])
     return sa.or_(*(sa.and_(*(c == v for c, v in zip(columns, k, strict=True))) for k in keys))
-
-
-def json_row(row: Mapping[str, Any]) -> dict[str, Any]:
-    """The row with JSON-friendly values (see the module docstring for each type)."""
-    return {column: _json_value(value) for column, value in row.items()}
-
-
-def _json_value(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        as_float = float(value)
-        return as_float if math.isfinite(as_float) and Decimal(repr(as_float)) == value else str(value)
-    if isinstance(value, datetime | date | time):
-        return value.isoformat()
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    if isinstance(value, bytes | bytearray | memoryview):
-        return base64.b64encode(bytes(value)).decode("ascii")
-    if isinstance(value, dict):
-        return {str(k): _json_value(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_value(v) for v in value]
-    return value if value is None or isinstance(value, str | int | float | bool) else str(value)
-
-
-def render_row(table: str, row: Mapping[str, Any]) -> str:
-    """One row as one line of text, for embedding and prompts.
-
-    None is ``null``, whitespace runs (newlines too) become one space, Decimals drop trailing zeros, binary
-    values show only their size, anything else is ``str(value)``.
-
-    >>> render_row("bikes", {"id": 3, "name": "Trail 29", "weight_kg": 12.5})
-    'table: bikes | id: 3 | name: Trail 29 | weight_kg: 12.5'
-    """
-    parts = [f"table: {table}"] + [f"{column}: {_cell(value)}" for column, value in row.items()]
-    return " | ".join(parts)
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bytes | bytearray | memoryview):
-        return f"<{len(value)} bytes>"  # binary says nothing to a language model
-    if isinstance(value, Decimal):  # SQLite NUMERIC comes back as 12.5000000000
-        return format(value.normalize(), "f")
-    return " ".join(str(value).split())
 
 
 def mask_url(url: str) -> str:
@@ -400,16 +246,3 @@ def mask_url(url: str) -> str:
     if "password" in parsed.query:  # libpq also takes ?password=...
         parsed = parsed.update_query_dict({"password": "MASKED"})
     return parsed.render_as_string(hide_password=True).replace("password=MASKED", "password=***")
-
-
-def row_key_from_uri(uri: str) -> RowKey:
-    """Parse ``db://SOURCE/TABLE/col=val,col=val`` (`RowKey.uri`) back; values come back as strings.
-
-    >>> row_key_from_uri("db://shop/parts/bike_id=3,slot=front%2Cleft").key
-    (('bike_id', '3'), ('slot', 'front,left'))
-    """
-    match = _URI.fullmatch(uri)
-    pairs = [part.partition("=") for part in match["key"].split(",")] if match else []
-    if not match or not pairs or any(not column or not sep for column, sep, _ in pairs):
-        raise InputError(f"{uri!r} is not a row address; expected db://SOURCE/TABLE/column=value,...")
-    return RowKey(match["source"], match["table"], tuple((unquote(c), unquote(v)) for c, _, v in pairs))

@@ -101,12 +101,8 @@ def build_teacher(
     """The teacher the flags name: an endpoint (`url`), a local model (`model`), else the embedded model."""
     if url:
         return OpenAITeacher(url, model or "default", api_key)
-    from almanac.core.chat_model import (
-        TransformersChatModel,
-        build_chat_model,
-        model_identity,
-        prepare_model_dir,
-    )
+    from almanac.core.chat_model import TransformersChatModel, build_chat_model
+    from almanac.core.model_cache import model_identity, prepare_model_dir
 
     if model is None:
         return build_chat_model(settings)

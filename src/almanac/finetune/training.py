@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from almanac.core.adapter_manifest import AdapterManifest, adapter_folder
-from almanac.core.chat_model import model_identity, prepare_model_dir
 from almanac.core.embedder import pick_device
 from almanac.core.errors import InputError
+from almanac.core.model_cache import model_identity, prepare_model_dir
 from almanac.core.settings import SMOLLM2
 from almanac.finetune.adapter_publisher import publish_adapter, work_folder
 from almanac.finetune.base_model import load_base_model

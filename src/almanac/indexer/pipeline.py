@@ -20,8 +20,9 @@ from almanac.core.catalog_schema import CollectionRow
 from almanac.core.errors import AlmanacError
 from almanac.core.index_store import IndexStore
 from almanac.core.ports import Embedder
+from almanac.core.row_text import render_row
 from almanac.core.settings import Settings
-from almanac.core.source_db import SourceDatabase, render_row
+from almanac.core.source_db import SourceDatabase
 from almanac.core.types import Section
 from almanac.indexer.batch_writer import BatchWriter, PendingDocument
 from almanac.indexer.chunker import Chunker

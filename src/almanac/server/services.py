@@ -14,9 +14,10 @@ from pathlib import Path
 
 from almanac.core.adapter_registry import AdapterRegistry
 from almanac.core.catalog import Catalog
-from almanac.core.chat_model import SMOLLM2_ID, build_chat_model
+from almanac.core.chat_model import build_chat_model
 from almanac.core.embedder import build_embedder
 from almanac.core.index_store import IndexStore
+from almanac.core.model_cache import SMOLLM2_ID
 from almanac.core.ports import ChatModel, Embedder
 from almanac.core.settings import SMOLLM2, Settings
 from almanac.indexer.pipeline import Indexer

@@ -16,7 +16,8 @@ from dataclasses import replace
 
 from almanac.core.catalog import Catalog
 from almanac.core.errors import InputError, NotFoundError, SourceError
-from almanac.core.source_db import SourceDatabase, render_row, row_key_from_uri
+from almanac.core.row_text import render_row, row_key_from_uri
+from almanac.core.source_db import SourceDatabase
 from almanac.core.types import Hit, RowKey
 
 log = logging.getLogger(__name__)
