@@ -59,6 +59,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-tokens", type=int, default=48)
     p.add_argument("--skip-query", action="store_true", help="leave out the /v1/query pass")
     p.add_argument("--skip-synthetic", action="store_true", help="leave out the size sweep")
+    p.add_argument(
+        "--index-kinds", default="flat", help="comma-separated FAISS kinds for the size sweep (flat,ivf,hnsw)"
+    )
     p.add_argument("--profile", action="store_true", help="extra levels at 1 and 32 clients under py-spy")
     p.add_argument(
         "--server-env",
@@ -81,11 +84,13 @@ def _plan(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def search_levels(url: str, queries: list[str], requests: dict[int, int]) -> list[dict[str, Any]]:
-    """/v1/search at each concurrency, in increasing order; each level logs its line as it ends."""
+    """/v1/search at each concurrency, in increasing order, then 1 client again (the server's state after
+    concurrent load differs from a fresh one's; both are shown); each level logs its line as it ends."""
     payloads = [{"query": q} for q in queries]
     levels = []
-    for concurrency, count in requests.items():
+    for concurrency, count in [*requests.items(), (1, requests[1])]:
         level = run_level(url, "/v1/search", payloads, concurrency, count)
+        level["again"] = any(lv["concurrency"] == concurrency for lv in levels)
         print(
             f"  search c={concurrency}: p50 {level['p50_ms']:.1f} ms p99 {level['p99_ms']:.1f} ms "
             f"{level['throughput_rps']:.1f} req/s errors {level['errors']}",
@@ -99,7 +104,7 @@ def search_levels(url: str, queries: list[str], requests: dict[int, int]) -> lis
 def _profile(server: LiveServer, queries: list[str], plan: dict[str, Any], tag: str) -> list[dict[str, Any]]:
     """Extra levels under py-spy (1 and 32 clients), after the measured ones."""
     payloads = [{"query": q} for q in queries]
-    counts = {1: plan["requests"][1] // 3, 32: plan["requests"][32] // 4}
+    counts = {1: plan["requests"][1], 32: plan["requests"][32] // 2}
     found = [
         profiled_level(server, payloads, c, n, OUT / "serve" / f"profile-{tag}-c{c}.txt")
         for c, n in counts.items()
@@ -138,20 +143,25 @@ def _serve_corpus(
 
 
 def _serve_synthetic(
-    args: argparse.Namespace, plan: dict[str, Any], corpus_home: Path, queries: list[str], log: Path
+    args: argparse.Namespace,
+    plan: dict[str, Any],
+    corpus_home: Path,
+    queries: list[str],
+    kind: str,
+    log: Path,
 ) -> dict[str, Any]:
-    home = OUT / "serve" / f"home-synthetic-{plan['synthetic']}"
+    home = OUT / "serve" / f"home-synthetic-{plan['synthetic']}-{kind}"
     print(f"building or reusing {home} ...", file=sys.stderr, flush=True)
-    built = serve_homes.ensure_synthetic_home(home, corpus_home, plan["synthetic"])
+    built = serve_homes.ensure_synthetic_home(home, corpus_home, plan["synthetic"], kind)
     model_dir = prepare_model_dir(SMOLLM2, corpus_home / "models")  # no second GGUF conversion
-    result: dict[str, Any] = {"home": str(home), **built}
-    env = {**plan["server_env"], "ALMANAC_CHAT__MODEL": str(model_dir)}
+    result: dict[str, Any] = {"home": str(home), "kind": kind, **built}
+    env = {**plan["server_env"], "ALMANAC_CHAT__MODEL": str(model_dir), "ALMANAC_INDEX__KIND": kind}
     with LiveServer(home, log, env) as server:
         result["ready_s"] = server.ready_seconds
-        print(f"synthetic server ready in {server.ready_seconds:.1f} s", file=sys.stderr, flush=True)
+        print(f"synthetic {kind} server ready in {server.ready_seconds:.1f} s", file=sys.stderr, flush=True)
         result["search"] = search_levels(server.url, queries, plan["requests"])
         if args.profile:
-            result["profiles"] = _profile(server, queries, plan, f"synthetic-{plan['synthetic']}")
+            result["profiles"] = _profile(server, queries, plan, f"synthetic-{plan['synthetic']}-{kind}")
     result["exit_code"] = server.exit_code
     return result
 
@@ -192,9 +202,10 @@ def main(argv: list[str] | None = None) -> int:
     report["corpus"]["ingest"] = serve_homes.ingest_corpus(home, files, log)
     report["corpus_serving"], queries = _serve_corpus(args, plan, home, log)
     _save(report, args.out)  # each stage's figures survive a failure in the next one
-    if not args.skip_synthetic:
-        report["synthetic_serving"] = _serve_synthetic(args, plan, home, queries, log)
-    _save(report, args.out)
+    report["synthetic_serving"] = []
+    for kind in [] if args.skip_synthetic else args.index_kinds.split(","):
+        report["synthetic_serving"].append(_serve_synthetic(args, plan, home, queries, kind, log))
+        _save(report, args.out)
     print_report(report)
     print(f"\nJSON: {args.out}", file=sys.stderr)
     return 0

@@ -178,20 +178,44 @@ def _is_built(home: Path, spec: dict[str, object]) -> bool:
     return marker.is_file() and json.loads(marker.read_text()).get("spec") == spec
 
 
-def ensure_synthetic_home(home: Path, corpus_home: Path, total: int, seed: int = 7) -> dict[str, object]:
-    """A home with `total` chunks (the corpus's real ones + filler), built once; reused when the marker
-    matches. A half-built home (no marker) is deleted and built again."""
-    spec = {"total": total, "seed": seed, "corpus_home": str(corpus_home.resolve())}
+def _publish_rebuilt(catalog: Catalog, store: IndexStore, version: int) -> None:
+    """The indexer's own repair path (BatchWriter._publish_repaired): an index of the collection's kind
+    built from the catalog's vectors (IVF trains here), published as the next version."""
+    row = catalog.require_collection(COLLECTION)
+    index = store.rebuild(catalog, row)
+    path, checksum = store.write(COLLECTION, version, index)
+    with catalog.transaction() as s:
+        s.add(
+            IndexVersionRow(
+                collection_id=row.id,
+                version=version,
+                model=MINILM_NAME,
+                dimension=DIMENSION,
+                vector_count=len(index),
+                checksum=checksum,
+                path=str(path.resolve()),
+            )
+        )
+    store.prune(COLLECTION, keep={version, version - 1})
+
+
+def ensure_synthetic_home(
+    home: Path, corpus_home: Path, total: int, kind: str = "flat", seed: int = 7
+) -> dict[str, object]:
+    """A home with `total` chunks (the corpus's real ones + filler) and an index of `kind` (flat, hnsw,
+    ivf), built once; reused when the marker matches. A half-built home (no marker) is built again."""
+    spec = {"total": total, "kind": kind, "seed": seed, "corpus_home": str(corpus_home.resolve())}
     if _is_built(home, spec):
         return json.loads((home / _MARKER).read_text())
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)
     started = time.perf_counter()
     catalog = Catalog(f"sqlite:///{(home / 'catalog.db').resolve()}")
-    settings = IndexSettings(kind="flat", use_gpu=False)
-    store, index = IndexStore(home / "index", settings), FaissIndex(DIMENSION, settings)
+    settings = IndexSettings(kind=kind, use_gpu=False)
+    store = IndexStore(home / "index", settings)
+    index = FaissIndex(DIMENSION, settings.model_copy(update={"kind": "flat"}))  # grows batch by batch
     try:
-        catalog.ensure_collection(COLLECTION, MINILM_NAME, DIMENSION, "flat")
+        catalog.ensure_collection(COLLECTION, MINILM_NAME, DIMENSION, kind)
         real = list(_real_docs(corpus_home))
         n_real = sum(len(d.chunks) for d in real)
         docs = itertools.chain(real, _filler_docs(corpus_chunks(corpus_home), total - n_real, seed))
@@ -203,7 +227,10 @@ def ensure_synthetic_home(home: Path, corpus_home: Path, total: int, seed: int =
                 _commit(catalog, store, index, batch, version)
                 batch = []
         if batch:
-            _commit(catalog, store, index, batch, version + 1)
+            version += 1
+            _commit(catalog, store, index, batch, version)
+        if kind != "flat":
+            _publish_rebuilt(catalog, store, version + 1)
     finally:
         catalog.close()
     built = {

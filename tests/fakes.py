@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 
 from almanac.core.types import ChatMessage, Completion
@@ -38,9 +39,15 @@ class ScriptedChatModel:
         return Completion(text=text, prompt_tokens=prompt, completion_tokens=len(text.split()))
 
     def stream(
-        self, messages: Sequence[ChatMessage], max_tokens: int, adapter: str | None = None
+        self,
+        messages: Sequence[ChatMessage],
+        max_tokens: int,
+        adapter: str | None = None,
+        cancel: threading.Event | None = None,
     ) -> Iterator[str]:
-        """The next scripted reply, word by word."""
+        """The next scripted reply, word by word, until `cancel` is set."""
         words = self._next(messages, max_tokens, adapter).split(" ")
         for i, word in enumerate(words):
+            if cancel is not None and cancel.is_set():
+                return
             yield word if i == 0 else " " + word

@@ -46,7 +46,7 @@ class OracleChat:
         known = next((a for q, a in GOLD.items() if question.startswith(q)), None)
         return Completion(f"The source says so [1].\nAnswer: {known}" if known else NO_ANSWER)
 
-    def stream(self, messages, max_tokens, adapter=None):
+    def stream(self, messages, max_tokens, adapter=None, cancel=None):
         yield self.complete(messages, max_tokens, adapter).text
 
 

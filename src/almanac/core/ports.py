@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 from typing import Protocol
 
@@ -66,7 +67,11 @@ class ChatModel(Protocol):
         ...
 
     def stream(
-        self, messages: Sequence[ChatMessage], max_tokens: int, adapter: str | None = None
+        self,
+        messages: Sequence[ChatMessage],
+        max_tokens: int,
+        adapter: str | None = None,
+        cancel: threading.Event | None = None,
     ) -> Iterator[str]:
-        """Generate a reply piece by piece."""
+        """Generate a reply piece by piece; stop soon after `cancel` is set (the client went away)."""
         ...

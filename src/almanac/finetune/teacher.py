@@ -4,6 +4,7 @@ OpenAI-compatible endpoint (vLLM, a hosted model) through `OpenAITeacher`."""
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -85,7 +86,11 @@ class OpenAITeacher:
             raise ModelError(f"teacher reply is not an OpenAI chat completion ({exc!r})") from exc
 
     def stream(
-        self, messages: Sequence[ChatMessage], max_tokens: int, adapter: str | None = None
+        self,
+        messages: Sequence[ChatMessage],
+        max_tokens: int,
+        adapter: str | None = None,
+        cancel: threading.Event | None = None,
     ) -> Iterator[str]:
         """The whole completion as one piece (generation needs no streaming)."""
         yield self.complete(messages, max_tokens, adapter).text

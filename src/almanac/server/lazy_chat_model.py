@@ -8,7 +8,6 @@ then stopped between pieces, and tokens are counted as words.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -63,11 +62,7 @@ class LazyChatModel:
         cancel: threading.Event | None = None,
     ) -> Iterator[str]:
         """Reply pieces; generation stops soon after `cancel` is set."""
-        model = self.load()
-        if cancel is not None and "cancel" in inspect.signature(model.stream).parameters:
-            pieces: Iterator[str] = model.stream(messages, max_tokens, adapter, cancel=cancel)  # type: ignore[call-arg]
-        else:
-            pieces = model.stream(messages, max_tokens, adapter)
+        pieces = self.load().stream(messages, max_tokens, adapter, cancel=cancel)
         try:
             for piece in pieces:
                 if cancel is not None and cancel.is_set():
