@@ -49,10 +49,9 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
 import finetune_stages as stages  # noqa: E402
+from finetune_eval import evaluate_all  # noqa: E402
 
 log = logging.getLogger("bench.finetune")
-
-QUESTIONS = BENCH / "python_docs_questions.jsonl"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -122,8 +121,8 @@ class Stages:
 
 
 def report_path(args: argparse.Namespace) -> Path:
-    """bench/out/finetune.json (finetune-quick.json for --quick)."""
-    return args.out.parent / ("finetune-quick.json" if args.quick else "finetune.json")
+    """The JSON report next to the output folder: bench/out/finetune.json, finetune-quick.json, ..."""
+    return args.out.parent / f"{args.out.name}.json"
 
 
 def save(args: argparse.Namespace, report: dict[str, Any]) -> None:
@@ -180,45 +179,6 @@ def train_stages(
         report["training"] = stages.train(args, settings, folder.path)
     save(args, report)
     return folder
-
-
-def evaluate_all(
-    args: argparse.Namespace, settings: Any, folder: Any, held_out: dict[str, list[str]], clock: Stages
-) -> dict[str, Any]:
-    """(a) the generated test sample and (b) the hand-written questions, base vs adapter."""
-    from finetune_eval import by_page_split, evaluate, lenient_score, nearest_training_question
-
-    from almanac.finetune.evaluation import load_questions
-    from almanac.finetune.records import read_records
-
-    handwritten = QUESTIONS
-    if args.quick:  # a smoke run asks a handful about its own pages
-        handwritten = stages.quick_questions(QUESTIONS, folder.path / "handwritten.quick.jsonl")
-    results: dict[str, Any] = {}
-    reports = {}
-    # the hand-written set first: it is the figure the goal is about
-    for name, path in (("handwritten", handwritten), ("generated_test", folder.path / "test.sample.jsonl")):
-        with clock.stage(f"eval_{name}"):
-            reports[name] = report = evaluate(
-                settings, path, stages.ADAPTER, stages.COLLECTION, stages.TOP_K, args.eval_max_tokens
-            )
-        report.save(args.out / f"eval_{name}.json")
-        print(f"\n({'a' if name == 'generated_test' else 'b'}) {name}: {path}\n{report.table()}")
-        lenient = {label: round(lenient_score(rows), 3) for label, rows in report.rows.items()}
-        print(f"score with punctuation read as spaces: {lenient}")
-        results[name] = {"summaries": report.summaries, "lenient_score": lenient}
-        results[name]["details"] = str(args.out / f"eval_{name}.json")
-    questions = load_questions(handwritten)
-    held = set(held_out["validation"]) | set(held_out["test"])
-    results["handwritten"]["by_page"] = by_page_split(reports["handwritten"], questions, held)
-    print(f"hand-written, answerable, by page: {json.dumps(results['handwritten']['by_page'])}")
-    from almanac.cli import wiring
-
-    train = read_records(folder.path / "train.sample.jsonl")
-    nearest = nearest_training_question(questions, train, wiring.build_embedder(settings))
-    results["handwritten"]["nearest_training_question"] = sorted(nearest, key=lambda n: -n["cosine"])[:8]
-    results["handwritten"]["cosine_at_least_0.9"] = sum(n["cosine"] >= 0.9 for n in nearest)
-    return results
 
 
 def machine() -> dict[str, Any]:

@@ -187,7 +187,7 @@ def token_lengths(settings: Any, path: Path, max_length: int) -> dict[str, Any]:
     `max_length` (trl cuts those at the end, which would cut the answer trained on)."""
     from transformers import AutoTokenizer
 
-    from almanac.core.chat_model import prepare_model_dir
+    from almanac.core.model_cache import prepare_model_dir
     from almanac.finetune.records import read_records
     from almanac.finetune.training_set import conversation
 
