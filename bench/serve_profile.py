@@ -11,6 +11,7 @@ extra one: py-spy pauses the process to sample, so its latencies are not the ben
 
 from __future__ import annotations
 
+import json
 import shutil
 import signal
 import subprocess
@@ -29,7 +30,7 @@ _WAITS = (
     "pthread_cond_wait",
     "Condition.wait",
     "Queue.get",
-    "epoll_wait",
+    "epoll",  # epoll_wait, epoll_pwait: the event loop waiting for I/O
     "lock_PyThread_acquire_lock",
     "PyThread_acquire_lock_timed",
     "Event.wait",
@@ -106,3 +107,18 @@ def profiled_level(
     if not out.is_file():
         return {"concurrency": concurrency, "error": "py-spy wrote no profile (ptrace not allowed?)"}
     return {"concurrency": concurrency, "profile": str(out), "level": level, **busy_shares(out)}
+
+
+def reshare(report_path: Path) -> None:
+    """Recompute the shares of every profile recorded in a serve.json from its raw file (after a change
+    to the attribution rules above), and rewrite the JSON."""
+    report = json.loads(report_path.read_text())
+    servings = [report.get("corpus_serving") or {}, *report.get("synthetic_serving", [])]
+    for prof in (p for s in servings for p in s.get("profiles", [])):
+        if Path(prof.get("profile", "")).is_file():
+            prof.update(busy_shares(Path(prof["profile"])))
+    report_path.write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    reshare(Path(sys.argv[1]))  # python bench/serve_profile.py bench/out/serve.json
