@@ -13,6 +13,12 @@ Each server is a child process on a free 127.0.0.1 port, ready once /readyz says
 
     .venv/bin/python bench/serve.py                  # full run; tables on stdout, bench/out/serve.json
     .venv/bin/python bench/serve.py --quick          # smoke run: fewer requests, 20k synthetic chunks
+    .venv/bin/python bench/serve.py --index-kinds flat,ivf --profile --server-env OMP_WAIT_POLICY=PASSIVE
+
+--index-kinds: one synthetic home (and server) per FAISS kind. --profile (needs py-spy in .venv): extra levels
+under py-spy at 1 and 32 clients, busy-time shares per part of the request path, and `py-spy dump` snapshots
+counting the micro-batches that run at once. --server-env: environment for every server and for the direct
+baseline alike. The machine's load average is recorded before and after each level: compare within one run.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ import corpus
 import serve_homes
 from serve_generation import query_pass
 from serve_load import run_level
-from serve_profile import profiled_level
+from serve_profile import batch_concurrency, profiled_level
 from serve_server import LiveServer
 from serve_tables import print_report
 
@@ -102,13 +108,15 @@ def search_levels(url: str, queries: list[str], requests: dict[int, int]) -> lis
 
 
 def _profile(server: LiveServer, queries: list[str], plan: dict[str, Any], tag: str) -> list[dict[str, Any]]:
-    """Extra levels under py-spy (1 and 32 clients), after the measured ones."""
+    """Extra levels after the measured ones: under py-spy record (1 and 32 clients), then with py-spy dump
+    snapshots of the micro-batches in flight (32 clients)."""
     payloads = [{"query": q} for q in queries]
     counts = {1: plan["requests"][1], 32: plan["requests"][32] // 2}
     found = [
         profiled_level(server, payloads, c, n, OUT / "serve" / f"profile-{tag}-c{c}.txt")
         for c, n in counts.items()
     ]
+    found.append(batch_concurrency(server, payloads, 32, plan["requests"][32]))
     if None in found:
         print("  --profile: py-spy is not installed (.venv/bin/pip install py-spy)", file=sys.stderr)
     return [f for f in found if f is not None]

@@ -16,6 +16,8 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
+import time
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -107,6 +109,41 @@ def profiled_level(
     if not out.is_file():
         return {"concurrency": concurrency, "error": "py-spy wrote no profile (ptrace not allowed?)"}
     return {"concurrency": concurrency, "profile": str(out), "level": level, **busy_shares(out)}
+
+
+def _count_batches(
+    executable: str, pid: int, dumps: int, every_s: float, found: list[dict[str, int]]
+) -> None:
+    time.sleep(every_s)  # let the level reach its steady state
+    for _ in range(dumps):
+        done = subprocess.run(
+            [executable, "dump", "-p", str(pid)], capture_output=True, text=True, check=False
+        )
+        threads = done.stdout.split("\nThread ")
+        found.append(
+            {
+                "in_search_many": sum("search_many" in t for t in threads),
+                "in_embed": sum("SentenceTransformerEmbedder.embed" in t for t in threads),
+                "in_faiss": sum("FaissIndex.search" in t for t in threads),
+            }
+        )
+        time.sleep(every_s)
+
+
+def batch_concurrency(
+    server: LiveServer, payloads: Sequence[dict[str, Any]], concurrency: int, requests: int, dumps: int = 8
+) -> dict[str, Any] | None:
+    """An extra level during which `py-spy dump` snapshots count the threads inside Retriever.search_many
+    (micro-batches running at once) and inside the embedder; None without py-spy."""
+    executable = py_spy()
+    if executable is None:
+        return None
+    found: list[dict[str, int]] = []
+    counter = threading.Thread(target=_count_batches, args=(executable, server.pid, dumps, 1.0, found))
+    counter.start()
+    level = run_level(server.url, "/v1/search", payloads, concurrency, requests)
+    counter.join()
+    return {"concurrency": concurrency, "snapshots": found, "level": level}
 
 
 def reshare(report_path: Path) -> None:

@@ -137,5 +137,14 @@ def print_report(report: dict[str, Any]) -> None:
     if profiles:
         print("\nprofile (py-spy on the server during extra levels; not the measured ones)\n")
         print(profiles)
+    for name, serving in servings(report):
+        for prof in serving.get("profiles", []):
+            if "snapshots" in prof:
+                many = [snap["in_search_many"] for snap in prof["snapshots"]]
+                embed = [snap["in_embed"] for snap in prof["snapshots"]]
+                print(
+                    f"\n{name}, {prof['concurrency']} clients, py-spy dump snapshots: threads inside "
+                    f"Retriever.search_many (micro-batches at once) {many}, inside the embedder {embed}"
+                )
     print("\ntargets")
     print("\n".join(targets(report)))
