@@ -23,12 +23,14 @@ adapter can learn from this is the answering skill (answer briefly from the fenc
 when they do not answer) rather than new knowledge; prose sections produce no training pairs.
 
 Sizes, for CPU time: 30 library pages; chunks of 128 tokens (overlap 24); top_k 3 for retrieval, round-trip
-curation and training contexts (server default 5); 112 training examples, 1 epoch, LoRA r 16, learning rate
-3e-4, max_length 768; 24 validation and 30 test records; 128 new tokens per evaluated answer. Samples keep
-a kind mix of 25% refusals and 20% anti-sycophancy (curation keeps about one refusal in twelve records);
-QA records fill the rest. One torch thread per process: on 2 cores shared with other work, 2 threads trained
-2-3 times slower than 1. These settings were fixed before the first full run; none was tuned on the
-hand-written questions (and, for lack of CPU time, none on the validation split either).
+curation and training contexts (server default 5); 400 training examples, 1 epoch, LoRA r 16 (no dropout),
+learning rate 3e-4, max_length 768; 24 validation and 30 test records; 128 new tokens per evaluated answer.
+Samples keep a kind mix of 25% refusals and 20% anti-sycophancy (curation keeps about one refusal in twelve
+records); QA records fill the rest. Torch uses every core (`--threads 1` when the CPU is shared: on 2 busy
+cores, 2 threads trained 2-3 times slower than 1). The first full run trained 112 examples at 46 tokens/s;
+the training set grew to 400 when completion-only scoring and no LoRA dropout made a CPU step ~1.9x faster,
+to fill the same hour. No setting was tuned on the hand-written questions (and, for lack of CPU time, none
+on the validation split either).
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--max-chunks", type=int, help="generate from a seeded sample of chunks")
     p.add_argument("--generate-only", action="store_true", help="stop after generation and curation")
     p.add_argument("--eval-only", action="store_true", help="re-evaluate the adapter of a previous run")
-    p.add_argument("--train-examples", type=int, default=112, help="seeded sample of the train split")
+    p.add_argument("--train-examples", type=int, default=400, help="seeded sample of the train split")
     p.add_argument("--validation-examples", type=int, default=24)
     p.add_argument("--test-examples", type=int, default=30, help="sample of the test split evaluated")
     p.add_argument("--epochs", type=float, default=1.0)
@@ -73,7 +75,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--max-length", type=int, default=768)
     p.add_argument("--eval-max-tokens", type=int, default=128)
-    p.add_argument("--threads", type=int, default=1, help="torch threads per process (1: the CPU is shared)")
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads (1: shared CPU)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     if args.quick:

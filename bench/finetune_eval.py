@@ -26,7 +26,7 @@ import finetune_stages as stages
 import numpy as np
 
 from almanac.core.settings import Settings
-from almanac.finetune.evaluation import EvalQuestion, Evaluator, load_questions
+from almanac.finetune.evaluation import EvalQuestion, load_questions
 from almanac.finetune.evaluation_report import EvalReport
 from almanac.finetune.records import QARecord, file_sha256
 
@@ -39,20 +39,10 @@ def evaluate(
     settings: Settings, questions: Path, adapter: str, collection: str, k: int, max_tokens: int
 ) -> EvalReport:
     """Base model and `adapter` on the questions, as `almanac eval` runs them."""
-    from almanac.cli import wiring
-    from almanac.cli.finetune_cmd import ServerAnswerer
+    from almanac.cli.finetune_cmd import build_evaluator
 
-    service = wiring.build_answerer(settings)
-    service.default_adapter = lambda: None  # 'base' must mean no adapter
-    service.collection_adapters = {}
-    evaluator = Evaluator(
-        ServerAnswerer(service),
-        wiring.build_retriever(settings),
-        collection,
-        k,
-        chat=service.chat,
-        max_tokens=max_tokens,
-    )
+    evaluator = build_evaluator(settings, collection, k)
+    evaluator.max_tokens = max_tokens
     rows = evaluator.run(load_questions(questions), [None, adapter], progress=False)
     return EvalReport(str(questions), file_sha256(questions), collection, k, rows)
 

@@ -247,3 +247,35 @@ def test_server_answers_with_the_promoted_adapter_without_a_restart(
         queue.close(wait=True)
     assert (before.adapter, after.adapter, again.adapter) == (None, "straight", None)
     assert after.text != before.text and again.text == before.text
+
+
+def test_completion_only_scoring_gives_the_same_loss_and_gradients(tiny_model_dir):
+    """On CPU only the labelled positions go through trl's LM head; loss and gradients must not change."""
+    from transformers import AutoModelForCausalLM
+    from trl.trainer.utils import add_fused_lm_head
+
+    from almanac.finetune.training import completion_only_scoring
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir))
+    add_fused_lm_head(model)
+    ids = torch.randint(0, model.config.vocab_size, (2, 24))
+    labels = ids.clone()
+    labels[:, :18] = -100  # a prompt whose loss is masked, then a short completion
+
+    def loss_and_grad() -> tuple[float, torch.Tensor]:
+        model.zero_grad()
+        loss = model(input_ids=ids, labels=labels, fused_lm_head=True).loss
+        loss.backward()
+        return loss.detach().item(), model.get_output_embeddings().weight.grad.clone()
+
+    import trl.trainer.utils as trl_utils
+
+    full = loss_and_grad()
+    with completion_only_scoring("cpu"):
+        assert trl_utils._use_triton(torch.device("cpu"))  # the compact path is the one taken
+        compact = loss_and_grad()
+    assert not trl_utils._use_triton(torch.device("cpu"))  # and only inside the block
+    assert compact[0] == pytest.approx(full[0], rel=1e-5)
+    assert torch.allclose(compact[1], full[1], atol=1e-6)
+    assert full[1].abs().sum() > 0

@@ -48,6 +48,23 @@ def test_concurrent_queries_are_embedded_in_one_batch_and_sliced_per_caller() ->
         assert [h.text for h in hits] == [f"q{i}#{j}" for j in range(k)]
 
 
+def test_queries_arriving_while_a_batch_runs_join_the_next_batch_even_without_a_window() -> None:
+    retriever = RecordingRetriever()
+    batcher = SearchBatcher(retriever, window_s=0.0)  # type: ignore[arg-type]
+    with ThreadPoolExecutor(8) as pool:
+        first = pool.submit(batcher.search, "q0", "c", 1)
+        assert retriever.first_started.wait(5)
+        rest = []
+        for i in range(1, 6):  # one at a time: without the one-batch-in-flight rule each would run alone
+            rest.append(pool.submit(batcher.search, f"q{i}", "c", 1))
+            threading.Event().wait(0.05)
+        retriever.release.set()
+        assert [f.result(10)[0].text for f in [first, *rest]] == [f"q{i}#0" for i in range(6)]
+
+    assert len(retriever.calls) == 2
+    assert sorted(retriever.calls[1]) == [f"q{i}" for i in range(1, 6)]
+
+
 def test_an_idle_batcher_does_not_wait_and_errors_reach_every_caller() -> None:
     class Failing(RecordingRetriever):
         def search_many(self, queries: Sequence[str], collection: str, top_k: int) -> list[list[Hit]]:

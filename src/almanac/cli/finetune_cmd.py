@@ -1,4 +1,4 @@
-"""`almanac finetune generate | train | eval`, `almanac eval`, `almanac adapters list | promote | rollback`.
+"""`almanac finetune generate | train | eval` and `almanac eval` (adapters: almanac.cli.adapters_cmd).
 
 Services (catalog, retriever, answerer, chat model) come from almanac.cli.wiring, imported inside each handler
 so that `almanac --help` stays fast and the fine-tuning package never imports the server.
@@ -7,10 +7,8 @@ so that `almanac --help` stays fast and the fine-tuning package never imports th
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -18,25 +16,13 @@ from almanac.core.settings import Settings
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add `finetune`, `eval` and `adapters`."""
+    """Add `finetune` and `eval`."""
     finetune = sub.add_parser("finetune", help="generate QA data, train and evaluate LoRA adapters")
     steps = finetune.add_subparsers(dest="finetune_command", required=True, metavar="STEP")
     _add_generate(steps.add_parser("generate", help="QA dataset from a collection, curated and split"))
     _add_train(steps.add_parser("train", help="train a LoRA adapter on a generated dataset"))
     _add_eval(steps.add_parser("eval", help="evaluate base model vs adapter on a QA JSONL"))
     _add_eval(sub.add_parser("eval", help="evaluate base model vs adapter on a QA JSONL"))
-
-    adapters = sub.add_parser("adapters", help="list, promote or roll back LoRA adapters")
-    actions = adapters.add_subparsers(dest="adapters_command", required=True, metavar="ACTION")
-    p = actions.add_parser("list", help="adapters and the default")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_adapters_list)
-    p = actions.add_parser("promote", help="make an adapter the server's default (no restart)")
-    p.add_argument("name")
-    p.add_argument("--force", action="store_true", help="promote even without or with a worse evaluation")
-    p.set_defaults(func=cmd_adapters_promote)
-    p = actions.add_parser("rollback", help="return to the default before the last promotion")
-    p.set_defaults(func=cmd_adapters_rollback)
 
 
 def _add_generate(p: argparse.ArgumentParser) -> None:
@@ -64,7 +50,7 @@ def _add_generate(p: argparse.ArgumentParser) -> None:
 # flags, type, default; each lands on the TrainingConfig field named after its first flag
 _HYPERPARAMETERS: list[tuple[tuple[str, ...], type, float | int]] = [
     (("--epochs",), float, 2.0), (("--max-steps",), int, -1), (("--learning-rate", "--lr"), float, 2e-4),
-    (("--lora-r",), int, 16), (("--lora-alpha",), int, 32), (("--lora-dropout",), float, 0.05),
+    (("--lora-r",), int, 16), (("--lora-alpha",), int, 32), (("--lora-dropout",), float, 0.0),
     (("--batch-size",), int, 4), (("--grad-accum",), int, 1), (("--max-length",), int, 2048),
     (("--save-steps",), int, 50), (("--seed",), int, 0),
 ]  # fmt: skip
@@ -175,9 +161,8 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     """Evaluate the base model (and an adapter) on a QA JSONL."""
-    from almanac.cli import wiring
     from almanac.core.errors import InputError
-    from almanac.finetune.evaluation import Evaluator, load_questions
+    from almanac.finetune.evaluation import load_questions
     from almanac.finetune.evaluation_report import EvalReport, store_evaluation
     from almanac.finetune.records import file_sha256
 
@@ -185,18 +170,7 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
         raise InputError("--save stores the result in an adapter's manifest; name it with --adapter")
     questions = load_questions(args.questions)
     collection = args.collection or settings.default_collection
-    service = wiring.build_answerer(settings)
-    # 'base' must mean no adapter: a promoted default or a collection's adapter would leak into it
-    service.default_adapter = lambda: None
-    service.collection_adapters = {}
-    evaluator = Evaluator(
-        ServerAnswerer(service),
-        wiring.build_retriever(settings),
-        collection,
-        args.k,
-        chat=service.chat,
-        max_tokens=settings.chat.max_new_tokens,
-    )
+    evaluator = build_evaluator(settings, collection, args.k)
     adapters = [None, args.adapter] if args.adapter else [None]
     rows = evaluator.run(questions, adapters, progress=sys.stderr.isatty())
     report = EvalReport(str(args.questions), file_sha256(args.questions), collection, args.k, rows)
@@ -212,6 +186,25 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def build_evaluator(settings: Settings, collection: str, k: int) -> Any:
+    """An Evaluator over the server's own answering service, in which 'base' means no adapter at all."""
+    from almanac.cli import wiring
+    from almanac.finetune.evaluation import Evaluator
+
+    service = wiring.build_answerer(settings)
+    # a promoted default or a collection's adapter would otherwise leak into the base model's answers
+    service.default_adapter = lambda: None
+    service.collection_adapters = {}
+    return Evaluator(
+        ServerAnswerer(service),
+        wiring.build_retriever(settings),
+        collection,
+        k,
+        chat=service.chat,
+        max_tokens=settings.chat.max_new_tokens,
+    )
+
+
 class ServerAnswerer:
     """The server's AnswerService behind finetune.ports.Answerer."""
 
@@ -223,44 +216,3 @@ class ServerAnswerer:
         from almanac.server.answer import Ask
 
         return self.service.answer(Ask(question, collection, adapter=adapter))
-
-
-def cmd_adapters_list(args: argparse.Namespace, settings: Settings) -> int:
-    """Print the adapters, marking the default."""
-    from almanac.core.adapter_registry import AdapterRegistry
-
-    registry = AdapterRegistry(settings.adapters_dir)
-    default = registry.default()
-    manifests = registry.list()
-    if args.json:
-        print(json.dumps({"default": default, "adapters": [asdict(m) for m in manifests]}, indent=2))
-        return 0
-    if not manifests:
-        print(f"no adapters in {settings.adapters_dir}; train one with `almanac finetune train --name NAME`")
-    for m in manifests:
-        score = (m.evaluation or {}).get("score")
-        mark = "*" if m.name == default else " "
-        score_text = "not evaluated" if score is None else f"score {score:.3f}"
-        print(f"{mark} {m.name:<24} base {m.base_model}  {score_text}  created {m.created_at}")
-    print(f"default: {default or 'base model (no adapter)'}")
-    return 0
-
-
-def cmd_adapters_promote(args: argparse.Namespace, settings: Settings) -> int:
-    """Make an adapter the default."""
-    from almanac.core.adapter_registry import AdapterRegistry
-
-    previous = AdapterRegistry(settings.adapters_dir).promote(args.name, force=args.force)
-    print(
-        f"default adapter: {args.name} (was {previous or 'the base model'}); undo: almanac adapters rollback"
-    )
-    return 0
-
-
-def cmd_adapters_rollback(args: argparse.Namespace, settings: Settings) -> int:
-    """Return to the previous default."""
-    from almanac.core.adapter_registry import AdapterRegistry
-
-    current = AdapterRegistry(settings.adapters_dir).rollback()
-    print(f"default adapter: {current or 'the base model (no adapter)'}")
-    return 0

@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="-v info, -vv debug logs")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     index_cmd.register(sub)
-    for name in ("serve_cmd", "keys_cmd", "finetune_cmd"):
+    for name in ("serve_cmd", "keys_cmd", "finetune_cmd", "adapters_cmd"):
         module = _optional_module(name)
         if module is not None:
             module.register(sub)

@@ -26,12 +26,12 @@ import anyio
 import anyio.to_thread
 
 from almanac.core.catalog import Catalog
-from almanac.core.errors import AlmanacError, InputError, LockedError
+from almanac.core.errors import AlmanacError, LockedError
 from almanac.core.settings import Settings
-from almanac.core.source_db import SourceDatabase
 from almanac.indexer.pipeline import Indexer
-from almanac.indexer.report import IngestReport, Progress
+from almanac.indexer.report import Progress
 from almanac.indexer.writer_lock import WriterLock
+from almanac.server.job_kinds import JobKinds, job_target
 from almanac.server.job_request import JobRequest
 from almanac.server.job_store import JobInterruptedError, JobProgress, JobStore, JobView
 
@@ -58,6 +58,7 @@ class JobRunner:
         self.settings, self.catalog, self.indexer_factory = settings, catalog, indexer_factory
         self.store = JobStore(catalog)
         self.requests = JobRequest(settings, catalog)
+        self.kinds = JobKinds(catalog)
         self.poll_s, self.lock_poll_s = poll_s, lock_poll_s
         self._stopping = threading.Event()
         self._changed = threading.Condition()  # notified on submit (wakes the worker) and on each finish
@@ -171,18 +172,18 @@ class JobRunner:
         errors: list[dict[str, str]] = []
         try:
             with self._writer_lock(progress):
-                report = self._execute(kind, spec, self.indexer_factory(progress))
+                report = self.kinds.execute(kind, spec, self.indexer_factory(progress))
             progress.state["report"] = report
             errors = report["failed"]
             state = "succeeded"
         except JobInterruptedError:
             state = "queued"  # resumes on the next start
         except AlmanacError as exc:
-            errors, state = [{"source": _target(kind, spec), "reason": str(exc)}], "failed"
+            errors, state = [{"source": job_target(kind, spec), "reason": str(exc)}], "failed"
         except Exception as exc:
             log.exception("event=job_crashed job=%s", job_id)
             reason = f"internal error ({type(exc).__name__}); see the server log"
-            errors, state = [{"source": _target(kind, spec), "reason": reason}], "failed"
+            errors, state = [{"source": job_target(kind, spec), "reason": reason}], "failed"
         progress.state.pop("message", None)
         self.store.finish(job_id, state, progress.state, errors)
         log.info("event=job_finished job=%s state=%s errors=%d", job_id, state, len(errors))
@@ -208,49 +209,6 @@ class JobRunner:
         finally:
             lock.__exit__(None, None, None)
 
-    def _execute(self, kind: str, spec: dict[str, Any], indexer: Indexer) -> dict[str, Any]:
-        collection = spec["collection"]
-        if kind == "folder":
-            return indexer.ingest_paths([Path(spec["path"])], collection).as_json()
-        if kind == "upload":
-            paths = [Path(p) for p in spec["paths"]]
-            result = indexer.ingest_paths(paths, collection).as_json()
-            return result | {"documents": self._document_ids(paths, collection)}
-        if kind == "database":
-            return self._ingest_database(spec, indexer).as_json()
-        if kind == "delete":
-            report = indexer.delete(spec["sources"], collection)
-            for name in spec.get("files", []):
-                Path(name).unlink(missing_ok=True)
-            return report.as_json()
-        raise InputError(f"unknown job kind {kind!r}")
-
-    def _ingest_database(self, spec: dict[str, Any], indexer: Indexer) -> IngestReport:
-        name = spec["source"]
-        url = self.catalog.source_urls().get(name)
-        if url is None:
-            raise InputError(f"source {name!r} is no longer registered; submit the job with its URL")
-        db = SourceDatabase(name, url)
-        try:
-            return indexer.ingest_tables(db, spec["tables"], spec["collection"])
-        finally:
-            db.close()
-
-    def _document_ids(self, paths: list[Path], collection: str) -> list[dict[str, Any]]:
-        row = self.catalog.require_collection(collection)
-        states = self.catalog.document_states(row.id)
-        found = ((str(p.resolve()), states.get(str(p.resolve()))) for p in paths)
-        return [{"id": state.id, "source": source} for source, state in found if state is not None]
-
 
 def _upload_spec(paths: list[Path], digests: list[str], collection: str) -> dict[str, Any]:
     return {"paths": [str(p) for p in paths], "sha256": digests, "collection": collection}
-
-
-def _target(kind: str, spec: dict[str, Any]) -> str:
-    """What a whole-job failure is about, for its error line."""
-    if kind == "folder":
-        return str(spec.get("path"))
-    if kind == "database":
-        return str(spec.get("source"))
-    return str(spec.get("collection"))

@@ -4,6 +4,10 @@ Searches run on threadpool threads. The first search of a batch leads it: when o
 flight (the server is busy) it waits `window_s` for more queries of the same collection to join, then runs one
 `Retriever.search_many` for the whole batch and hands each caller its slice. An idle server adds no wait.
 
+One batch per collection runs at a time. While it runs, the next batch stays open and every query that
+arrives joins it, so batches grow with the load instead of many small batches fighting for the same cores
+(on 2 cores, concurrent 2-query batches gave 32 clients only 1.1-1.6x the throughput of one).
+
 Queries only share a batch when their fused rankings are cut from the same candidate lists, i.e. the same
 ``max(top_k, candidates)``; each caller's hits are then exactly a prefix of the batch's, the same as a search
 of its own.
@@ -42,6 +46,7 @@ class SearchBatcher:
         self.retriever, self.window_s, self.max_batch = retriever, window_s, max_batch
         self._lock = threading.Lock()
         self._open: dict[tuple[str, int], _Batch] = {}
+        self._running: dict[tuple[str, int], threading.Lock] = {}  # held while a batch of that key runs
         self._active = 0
         self.batches = 0  # batches run so far (for tests and metrics)
 
@@ -69,11 +74,18 @@ class SearchBatcher:
         if busy:
             time.sleep(self.window_s)  # let concurrent queries join this batch
         with self._lock:
-            if self._open.get(key) is batch:
-                del self._open[key]  # closed: later queries start a new batch
-        items = batch.items
+            running = self._running.setdefault(key, threading.Lock())
+        with running:  # the batch keeps collecting queries until the one before it has finished
+            with self._lock:
+                if self._open.get(key) is batch:
+                    del self._open[key]  # closed: later queries start a new batch
+            self._run(key[0], batch.items)
+
+    def _run(self, collection: str, items: list[_Item]) -> None:
         try:
-            hits = self.retriever.search_many([i.query for i in items], key[0], max(i.top_k for i in items))
+            hits = self.retriever.search_many(
+                [i.query for i in items], collection, max(i.top_k for i in items)
+            )
         except BaseException as exc:
             for item in items:
                 item.result.set_exception(exc)

@@ -1,0 +1,65 @@
+"""`almanac adapters list | promote | rollback`: the server's default LoRA adapter, switched live."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict
+
+from almanac.core.settings import Settings
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add `adapters`."""
+    adapters = sub.add_parser("adapters", help="list, promote or roll back LoRA adapters")
+    actions = adapters.add_subparsers(dest="adapters_command", required=True, metavar="ACTION")
+    p = actions.add_parser("list", help="adapters and the default")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_adapters_list)
+    p = actions.add_parser("promote", help="make an adapter the server's default (no restart)")
+    p.add_argument("name")
+    p.add_argument("--force", action="store_true", help="promote even without or with a worse evaluation")
+    p.set_defaults(func=cmd_adapters_promote)
+    p = actions.add_parser("rollback", help="return to the default before the last promotion")
+    p.set_defaults(func=cmd_adapters_rollback)
+
+
+def cmd_adapters_list(args: argparse.Namespace, settings: Settings) -> int:
+    """Print the adapters, marking the default."""
+    from almanac.core.adapter_registry import AdapterRegistry
+
+    registry = AdapterRegistry(settings.adapters_dir)
+    default = registry.default()
+    manifests = registry.list()
+    if args.json:
+        print(json.dumps({"default": default, "adapters": [asdict(m) for m in manifests]}, indent=2))
+        return 0
+    if not manifests:
+        print(f"no adapters in {settings.adapters_dir}; train one with `almanac finetune train --name NAME`")
+    for m in manifests:
+        score = (m.evaluation or {}).get("score")
+        mark = "*" if m.name == default else " "
+        score_text = "not evaluated" if score is None else f"score {score:.3f}"
+        print(f"{mark} {m.name:<24} base {m.base_model}  {score_text}  created {m.created_at}")
+    print(f"default: {default or 'base model (no adapter)'}")
+    return 0
+
+
+def cmd_adapters_promote(args: argparse.Namespace, settings: Settings) -> int:
+    """Make an adapter the default."""
+    from almanac.core.adapter_registry import AdapterRegistry
+
+    previous = AdapterRegistry(settings.adapters_dir).promote(args.name, force=args.force)
+    print(
+        f"default adapter: {args.name} (was {previous or 'the base model'}); undo: almanac adapters rollback"
+    )
+    return 0
+
+
+def cmd_adapters_rollback(args: argparse.Namespace, settings: Settings) -> int:
+    """Return to the previous default."""
+    from almanac.core.adapter_registry import AdapterRegistry
+
+    current = AdapterRegistry(settings.adapters_dir).rollback()
+    print(f"default adapter: {current or 'the base model (no adapter)'}")
+    return 0
