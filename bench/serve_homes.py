@@ -47,6 +47,7 @@ def ingest_corpus(home: Path, files: list[Path], log_path: Path) -> dict[str, ob
     """`almanac ingest --json FILES` into `home` (a no-op re-run when already indexed); the report."""
     command = [str(ALMANAC), "ingest", "--json", *map(str, files)]
     started = time.perf_counter()
+    log_path.parent.mkdir(parents=True, exist_ok=True)  # a fresh checkout has no bench/out yet
     with log_path.open("ab") as log:
         done = subprocess.run(command, cwd=REPO, env=server_env(home), stdout=subprocess.PIPE, stderr=log)
     if done.returncode != 0:
