@@ -29,7 +29,6 @@ import numpy as np
 from serve_server import ALMANAC, REPO, server_env
 
 from almanac.core.catalog import Catalog
-from almanac.core.catalog_schema import IndexVersionRow
 from almanac.core.catalog_staging import DocumentUpsert, stage_upsert
 from almanac.core.index_store import IndexStore
 from almanac.core.settings import IndexSettings
@@ -159,18 +158,7 @@ def _commit(catalog: Catalog, store: IndexStore, index: FaissIndex, docs: list[_
             ids.extend(stage_upsert(s, row.id, upsert, doc.vectors)[0])
             vectors.append(doc.vectors)
         index.add(np.asarray(ids, dtype=np.int64), np.concatenate(vectors))  # one add: its id check is O(n)
-        path, checksum = store.write(COLLECTION, version, index)
-        s.add(
-            IndexVersionRow(
-                collection_id=row.id,
-                version=version,
-                model=MINILM_NAME,
-                dimension=DIMENSION,
-                vector_count=len(index),
-                checksum=checksum,
-                path=str(path.resolve()),
-            )
-        )
+        store.stage_version(s, row, version, index)
     store.prune(COLLECTION, keep={version, version - 1})
 
 
@@ -184,19 +172,8 @@ def _publish_rebuilt(catalog: Catalog, store: IndexStore, version: int) -> None:
     built from the catalog's vectors (IVF trains here), published as the next version."""
     row = catalog.require_collection(COLLECTION)
     index = store.rebuild(catalog, row)
-    path, checksum = store.write(COLLECTION, version, index)
     with catalog.transaction() as s:
-        s.add(
-            IndexVersionRow(
-                collection_id=row.id,
-                version=version,
-                model=MINILM_NAME,
-                dimension=DIMENSION,
-                vector_count=len(index),
-                checksum=checksum,
-                path=str(path.resolve()),
-            )
-        )
+        store.stage_version(s, row, version, index)
     store.prune(COLLECTION, keep={version, version - 1})
 
 

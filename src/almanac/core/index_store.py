@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from sqlalchemy.orm import Session
 
 from almanac.core.catalog import Catalog
-from almanac.core.catalog_schema import CollectionRow
+from almanac.core.catalog_schema import CollectionRow, IndexVersionRow
 from almanac.core.errors import IndexMismatchError
 from almanac.core.settings import IndexSettings
 from almanac.core.vector_index import FaissIndex, build_index
@@ -62,6 +63,24 @@ class IndexStore:
         os.replace(tmp, final)
         _fsync_dir(final.parent)
         return final, checksum
+
+    def stage_version(
+        self, session: Session, collection: CollectionRow, version: int, index: FaissIndex
+    ) -> None:
+        """Write `index` as `version` of `collection` and record it in `session`: readers use the file only
+        once that transaction commits (with the chunks it covers)."""
+        path, checksum = self.write(collection.name, version, index)
+        session.add(
+            IndexVersionRow(
+                collection_id=collection.id,
+                version=version,
+                model=collection.embedding_model,
+                dimension=collection.dimension,
+                vector_count=len(index),
+                checksum=checksum,
+                path=str(path.resolve()),
+            )
+        )
 
     def rebuild(self, catalog: Catalog, collection: CollectionRow) -> FaissIndex:
         """A fresh index from the vectors stored in the catalog (the source of truth)."""

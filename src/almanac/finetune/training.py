@@ -203,7 +203,7 @@ def completion_only_scoring(device: str) -> Iterator[None]:
     runs; on any other device it scores every position (to keep tile shapes fixed for compilers that would
     recompile). On an eager CPU nothing recompiles, and a prompt of ~600 tokens with a ~40-token answer
     then spends half of each step on a 49k-word head over positions whose loss is masked. The loss is the
-    same either way (tests/finetune/test_training.py checks it); the step is about 1.8x faster. trl reads the
+    same either way (tests/finetune/test_training.py checks it); the step is about 1.9x faster. trl reads the
     switch from `trl.trainer.utils._use_triton`, so only that lookup is redirected, for this block only; a
     trl without it keeps its own behaviour.
     """

@@ -14,7 +14,7 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from almanac.core.catalog import Catalog
-from almanac.core.catalog_schema import CollectionRow, IndexVersionRow
+from almanac.core.catalog_schema import CollectionRow
 from almanac.core.catalog_staging import DocumentUpsert, stage_delete, stage_touch, stage_upsert
 from almanac.core.index_store import IndexStore
 from almanac.core.ports import Embedder
@@ -131,19 +131,7 @@ class BatchWriter:
         self._committed(index if changed else self.index, batch)
 
     def _stage_publish(self, session: Session, index: FaissIndex) -> None:
-        version = self.version + 1
-        path, checksum = self.store.write(self.collection.name, version, index)
-        session.add(
-            IndexVersionRow(
-                collection_id=self.collection.id,
-                version=version,
-                model=self.collection.embedding_model,
-                dimension=self.collection.dimension,
-                vector_count=len(index),
-                checksum=checksum,
-                path=str(path.resolve()),
-            ),
-        )
+        self.store.stage_version(session, self.collection, self.version + 1, index)
 
     def _committed(self, index: FaissIndex, batch: _Batch) -> None:
         if index is not self.index:
