@@ -41,8 +41,7 @@ def evaluate(
     """Base model and `adapter` on the questions, as `almanac eval` runs them."""
     from almanac.cli.finetune_cmd import build_evaluator
 
-    evaluator = build_evaluator(settings, collection, k)
-    evaluator.max_tokens = max_tokens
+    evaluator = build_evaluator(settings, collection, k, max_tokens)
     rows = evaluator.run(load_questions(questions), [None, adapter], progress=False)
     return EvalReport(str(questions), file_sha256(questions), collection, k, rows)
 
@@ -126,7 +125,6 @@ def evaluate_all(
     args: argparse.Namespace, settings: Any, folder: Any, held_out: dict[str, list[str]], clock: Any
 ) -> dict[str, Any]:
     """(a) the generated test sample and (b) the hand-written questions, base vs adapter."""
-    from almanac.finetune.evaluation import load_questions
     from almanac.finetune.records import read_records
 
     handwritten = QUESTIONS

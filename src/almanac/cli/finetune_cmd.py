@@ -186,8 +186,9 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def build_evaluator(settings: Settings, collection: str, k: int) -> Any:
-    """An Evaluator over the server's own answering service, in which 'base' means no adapter at all."""
+def build_evaluator(settings: Settings, collection: str, k: int, max_tokens: int | None = None) -> Any:
+    """An Evaluator over the server's own answering service, in which 'base' means no adapter at all;
+    `max_tokens` defaults to the chat settings'."""
     from almanac.cli import wiring
     from almanac.finetune.evaluation import Evaluator
 
@@ -201,7 +202,7 @@ def build_evaluator(settings: Settings, collection: str, k: int) -> Any:
         collection,
         k,
         chat=service.chat,
-        max_tokens=settings.chat.max_new_tokens,
+        max_tokens=max_tokens or settings.chat.max_new_tokens,
     )
 
 
