@@ -42,7 +42,7 @@ class TrainingConfig:
     learning_rate: float = 2e-4
     lora_r: int = 16
     lora_alpha: int = 32
-    lora_dropout: float = 0.0  # dropout masks on every LoRA input cost ~8% of a CPU step
+    lora_dropout: float = 0.0  # masks on every LoRA input cost 3-8% of a CPU step (bench/finetune_step.py)
     batch_size: int = 4
     grad_accum: int = 1
     max_length: int = 2048  # tokens; longer examples are cut at the end
