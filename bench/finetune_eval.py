@@ -39,7 +39,7 @@ def evaluate(
     settings: Settings, questions: Path, adapter: str, collection: str, k: int, max_tokens: int
 ) -> EvalReport:
     """Base model and `adapter` on the questions, as `almanac eval` runs them."""
-    from almanac.cli.finetune_cmd import build_evaluator
+    from almanac.cli.wiring import build_evaluator
 
     evaluator = build_evaluator(settings, collection, k, max_tokens)
     rows = evaluator.run(load_questions(questions), [None, adapter], progress=False)
@@ -114,11 +114,6 @@ def gold_in_context(
         )
         for q in questions
     ]
-
-
-def page_of(source: str) -> str:
-    """The HTML file name of a source path (what the hand-written questions name as their source)."""
-    return Path(source).name
 
 
 def evaluate_all(

@@ -53,6 +53,11 @@ def writer_for(args: argparse.Namespace, settings: Any, files: list[Path]) -> An
     return QuestionWriter(build_teacher(settings))
 
 
+def page_of(source: str) -> str:
+    """The HTML file name of a source path (what the hand-written questions name as their source)."""
+    return Path(source).name
+
+
 def generate(args: argparse.Namespace, settings: Any, files: list[Path]) -> tuple[Any, dict[str, Any]]:
     """Generate, curate and split into the dataset folder; returns it and the curation report."""
     from dataclasses import asdict
@@ -64,14 +69,15 @@ def generate(args: argparse.Namespace, settings: Any, files: list[Path]) -> tupl
 
     catalog = wiring.open_catalog(settings)
     chunks = list(catalog.iter_chunks(COLLECTION))
-    retriever = wiring.build_retriever(settings, catalog)
+    embedder = wiring.build_embedder(settings)
+    retriever = wiring.build_retriever(settings, catalog, embedder)
     config = GenerationConfig(questions_per_chunk=3, max_chunks=args.max_chunks, top_k=TOP_K, seed=args.seed)
     folder = dataset_folder(args)
     report = build_dataset(
         folder,
         chunks,
         generator=Generator(writer_for(args, settings, files), retriever, config),
-        embedder=wiring.build_embedder(settings),
+        embedder=embedder,
         retriever=retriever,
         collection=COLLECTION,
         curation=CurationConfig(top_k=TOP_K, seed=args.seed),
@@ -123,8 +129,6 @@ def quick_questions(source: Path, target: Path) -> Path:
 
 def held_out_pages(folder: Any) -> dict[str, list[str]]:
     """Pages whose records went to the validation and test splits (never trained on)."""
-    from finetune_eval import page_of
-
     from almanac.finetune.records import read_records
 
     return {

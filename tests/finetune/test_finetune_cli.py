@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -13,6 +14,7 @@ from almanac.core.adapter_manifest import WEIGHTS_FILE, AdapterManifest
 from almanac.core.embedder import HashingEmbedder
 from almanac.finetune import teacher
 from almanac.finetune.records import read_records
+from almanac.server.answering.service import AdapterPolicy
 from tests.finetune.fake_services import ChatAnswerer
 from tests.finetune.test_evaluation import OracleChat, write_questions
 from tests.finetune.test_generation import PassageTeacher
@@ -27,26 +29,34 @@ class FakeCatalog:
 
 
 class FakeService:
-    """Stands in for the server's AnswerService: a promoted default applies when a request names none."""
+    """Stands in for the server's AnswerService: its adapter policy applies when a request names none."""
 
-    def __init__(self, retriever, chat) -> None:
-        self.chat = chat
-        self.default_adapter = lambda: "good"
-        self.collection_adapters = {"default": "good"}
+    def __init__(self, retriever, chat, adapters: AdapterPolicy) -> None:
+        self.chat, self.adapters = chat, adapters
         self._inner = ChatAnswerer(retriever, chat)
 
     def answer(self, ask):
-        adapter = ask.adapter or self.collection_adapters.get(ask.collection) or self.default_adapter()
+        adapter = self.adapters.choose(ask.collection, ask.adapter)
         return self._inner.answer(ask.question, ask.collection, adapter)
+
+
+def fake_answering(retriever, base_only: bool) -> SimpleNamespace:
+    """The answering stack with fakes; without base_only the server's promoted adapter 'good' applies."""
+    promoted = AdapterPolicy(lambda: "good", {"default": "good"})
+    chat = OracleChat()
+    service = FakeService(retriever, chat, AdapterPolicy() if base_only else promoted)
+    return SimpleNamespace(answerer=service, retriever=retriever, chat=chat)
 
 
 @pytest.fixture
 def home(tmp_path, monkeypatch, chunks, retriever) -> Path:
     monkeypatch.setenv("ALMANAC_HOME", str(tmp_path / "home"))
     monkeypatch.setattr(wiring, "open_catalog", lambda settings: FakeCatalog(chunks))
-    monkeypatch.setattr(wiring, "build_retriever", lambda settings, catalog=None: retriever)
+    monkeypatch.setattr(wiring, "build_retriever", lambda settings, catalog=None, embedder=None: retriever)
     monkeypatch.setattr(wiring, "build_embedder", lambda settings: HashingEmbedder(256))
-    monkeypatch.setattr(wiring, "build_answerer", lambda settings: FakeService(retriever, OracleChat()))
+    monkeypatch.setattr(
+        wiring, "build_answering", lambda settings, base_only=False: fake_answering(retriever, base_only)
+    )
     monkeypatch.setattr(teacher, "build_teacher", lambda *args: PassageTeacher())
     return tmp_path / "home"
 

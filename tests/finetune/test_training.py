@@ -216,10 +216,10 @@ def test_bad_inputs_fail_clearly_before_training(tiny_model_dir, data, tmp_path)
 def test_server_answers_with_the_promoted_adapter_without_a_restart(
     trained, tiny_model_dir, retriever, tmp_path
 ):
-    from almanac.server.answer import Ask
-    from almanac.server.answering import AnswerService
-    from almanac.server.lazy_chat_model import LazyChatModel
-    from almanac.server.model_queue import ModelQueue
+    from almanac.server.answering.answer import Ask
+    from almanac.server.answering.service import AdapterPolicy, AnswerService
+    from almanac.server.chat.lazy_chat_model import LazyChatModel
+    from almanac.server.chat.model_queue import ModelQueue
 
     adapters_dir = tmp_path / "adapters"
     shutil.copytree(trained[2], adapters_dir)  # the registry writes here; the shared folder stays as is
@@ -234,7 +234,7 @@ def test_server_answers_with_the_promoted_adapter_without_a_restart(
         queue,
         None,
         Settings(home=tmp_path / "home"),
-        default_adapter=registry.default,
+        AdapterPolicy(registry.default),
     )
     ask = Ask("Who planted the Vellmont quince trees?", "default", max_tokens=16)
     try:

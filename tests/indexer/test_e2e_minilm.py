@@ -13,7 +13,7 @@ from almanac.core.settings import Settings
 from almanac.core.source_db import SourceDatabase
 from almanac.indexer.consistency import check_collection
 from almanac.indexer.pipeline import Indexer
-from almanac.server.retrieval import Retriever
+from almanac.server.retrieval.retriever import Retriever
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 pytestmark = pytest.mark.e2e

@@ -22,10 +22,12 @@ from fastapi.testclient import TestClient
 
 from almanac.core.catalog import Catalog
 from almanac.core.embedder import HashingEmbedder
+from almanac.core.ports import ChatModel
 from almanac.core.settings import Settings
 from almanac.core.source_db import SourceDatabase
 from almanac.indexer.pipeline import Indexer
 from almanac.indexer.writer_lock import WriterLock
+from almanac.server.answering.service import AdapterPolicy
 from almanac.server.app import create_app
 from almanac.server.services import Services
 from tests.fakes import ScriptedChatModel
@@ -73,10 +75,11 @@ def index_corpus(
     catalog.close()
 
 
-def build_services(settings: Settings, chat: object) -> Services:
+def build_services(settings: Settings, chat: ChatModel, adapters: AdapterPolicy | None = None) -> Services:
     """Real components around the hashing embedder and a fake chat model."""
     catalog = Catalog(settings.catalog_url)
-    return Services.assemble(settings, catalog, HashingEmbedder(settings.embedding.hashing_dimension), chat)
+    embedder = HashingEmbedder(settings.embedding.hashing_dimension)
+    return Services.assemble(settings, catalog, embedder, chat, adapters=adapters)
 
 
 @pytest.fixture

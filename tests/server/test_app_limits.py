@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from almanac.core.settings import Settings
 from almanac.core.types import ChatMessage, Completion
 from almanac.server.app import create_app
-from almanac.server.lazy_chat_model import LazyChatModel
+from almanac.server.chat.lazy_chat_model import LazyChatModel
 from tests.fakes import ScriptedChatModel
 from tests.server.conftest import build_services
 

@@ -11,7 +11,7 @@ from almanac.cli.serve_cmd import check_bind, is_loopback
 from almanac.core.catalog import Catalog
 from almanac.core.errors import ConfigError
 from almanac.core.settings import Settings
-from almanac.server.key_store import KeyStore
+from almanac.server.keys.key_store import KeyStore
 
 
 @pytest.mark.parametrize(

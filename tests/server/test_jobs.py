@@ -17,8 +17,8 @@ from almanac.core.catalog import Catalog
 from almanac.core.embedder import HashingEmbedder
 from almanac.indexer.pipeline import Indexer
 from almanac.indexer.writer_lock import WriterLock
-from almanac.server.job_runner import JobRunner
-from almanac.server.job_store import JobStore
+from almanac.server.jobs.runner import JobRunner
+from almanac.server.jobs.store import JobStore
 from almanac.server.services import Services
 from tests.server.ops_fixtures import CORPUS, bearer, ops_client, ops_settings, write_corpus
 
@@ -70,13 +70,13 @@ def test_new_content_is_searchable_after_a_job_without_restart(app: tuple[TestCl
     write_corpus(inbox / "one", {"otters.md": CORPUS["otters.md"]})
     wait_job(client, client.post("/v1/jobs", json={"kind": "folder", "path": "one"}).json()["id"])
     assert search_sources(client, "Varrow town clock wound by hand", "default") == ["otters.md"]
-    version = services.retriever.version("default")
+    version = services.answering.retriever.version("default")
 
     write_corpus(inbox / "two", {"clocks.md": CORPUS["clocks.md"]})
     job = wait_job(client, client.post("/v1/jobs", json={"kind": "folder", "path": "two"}).json()["id"])
     assert job["state"] == "succeeded"
     assert search_sources(client, "Varrow town clock wound by hand", "default")[0] == "clocks.md"
-    assert services.retriever.version("default") > version
+    assert services.answering.retriever.version("default") > version
 
 
 def test_idempotency_key_returns_the_same_job(app: tuple[TestClient, Services]) -> None:

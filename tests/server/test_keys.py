@@ -10,7 +10,7 @@ from almanac.cli.main import main
 from almanac.core.catalog import Catalog
 from almanac.core.errors import InputError, NotFoundError
 from almanac.core.settings import Settings
-from almanac.server.key_store import KeyStore, check_key, hash_key
+from almanac.server.keys.key_store import KeyStore, check_key, hash_key
 
 
 @pytest.fixture

@@ -5,11 +5,13 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
 from almanac.core.prompt import SYSTEM_PROMPT
 from almanac.core.settings import Settings
 from almanac.server.app import create_app
+from almanac.server.services import serving_adapters
 from tests.fakes import ScriptedChatModel
 from tests.server.conftest import DOCS, build_services, index_corpus, make_settings
 
@@ -91,17 +93,20 @@ def test_injected_instructions_stay_fenced_data(tmp_path: Path) -> None:
     assert body["answer"] == "Mount Kessik erupted in 1821 [1]."  # the model's reply, passed through
 
 
-def test_adapter_is_per_request_else_collection_else_registry_default(settings: Settings) -> None:
+def test_adapter_is_per_request_else_collection_else_registry_default(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     class Registry:
         current: str | None = "promoted-v1"
 
         def default(self) -> str | None:
             return self.current
 
+    monkeypatch.setenv("ALMANAC_CHAT__COLLECTION_ADAPTERS", '{"other": "other-adapter"}')
+    from_env = Settings(home=settings.home, embedding=settings.embedding)
+    assert from_env.chat.collection_adapters == {"other": "other-adapter"}
     chat, registry = ScriptedChatModel(), Registry()
-    services = build_services(settings, chat)
-    services.answerer.default_adapter = registry.default
-    services.answerer.collection_adapters = {"other": "other-adapter"}
+    services = build_services(from_env, chat, adapters=serving_adapters(from_env, registry))
     with TestClient(create_app(services=services)) as client:
         first = client.post("/v1/query", json={"question": "Kessik"}).json()
         registry.current = "promoted-v2"  # a promotion: no restart needed

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from almanac.core.settings import RetrievalSettings
 from almanac.core.types import Hit
-from almanac.server.search_batcher import SearchBatcher
+from almanac.server.retrieval.search_batcher import SearchBatcher
 
 
 class RecordingRetriever:

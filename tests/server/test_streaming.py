@@ -109,7 +109,7 @@ def test_full_queue_answers_429_with_retry_after(settings: Settings) -> None:
         assert int(response.headers["Retry-After"]) >= 1
         assert response.json()["error"]["type"] == "overloaded"
     assert first[0].status_code == 200 and first[0].json()["answer"] == "Kessik erupted in 1821 [1]."
-    assert services.queue.depth == 0
+    assert services.answering.queue.depth == 0
 
 
 def test_disconnect_cancels_the_generation(settings: Settings, live_server: Callable[[FastAPI], str]) -> None:
@@ -128,9 +128,9 @@ def test_disconnect_cancels_the_generation(settings: Settings, live_server: Call
     assert chat.cancelled.wait(5), "generation kept running after the client left"
     assert chat.produced < 1000
     deadline = time.monotonic() + 5
-    while services.queue.depth and time.monotonic() < deadline:
+    while services.answering.queue.depth and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert services.queue.depth == 0  # the slot is free again
+    assert services.answering.queue.depth == 0  # the slot is free again
 
 
 def test_a_client_that_leaves_drops_its_queued_generation(
@@ -147,9 +147,9 @@ def test_a_client_that_leaves_drops_its_queued_generation(
     with pytest.raises(httpx.ReadTimeout):  # the second waits in the queue, then its client hangs up
         httpx.post(f"{base}/v1/query", json={"question": "Kessik"}, timeout=0.5)
     deadline = time.monotonic() + 5
-    while services.queue.depth > 1 and time.monotonic() < deadline:
+    while services.answering.queue.depth > 1 and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert services.queue.depth == 1  # the queued job was dropped, its slot freed
+    assert services.answering.queue.depth == 1  # the queued job was dropped, its slot freed
     chat.gate.set()
     holder.join(10)
     assert chat.completions == 1  # it never ran

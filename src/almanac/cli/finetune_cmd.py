@@ -1,7 +1,7 @@
 """`almanac finetune generate | train | eval` and `almanac eval` (adapters: almanac.cli.adapters_cmd).
 
-Services (catalog, retriever, answerer, chat model) come from almanac.cli.wiring, imported inside each handler
-so that `almanac --help` stays fast and the fine-tuning package never imports the server.
+Services (catalog, retriever, answering stack, evaluator) come from almanac.cli.wiring, imported inside each
+handler so that `almanac --help` stays fast and the fine-tuning package never imports the server.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
 from almanac.core.settings import Settings
 
@@ -94,7 +93,8 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     chunks = list(catalog.iter_chunks(collection))
     api_key = os.environ.get(args.teacher_api_key_env) if args.teacher_url else None
     teacher = build_teacher(settings, args.teacher_model, args.teacher_url, api_key)
-    retriever = build_retriever(settings, catalog)
+    embedder = build_embedder(settings)  # one model load serves retrieval and curation
+    retriever = build_retriever(settings, catalog, embedder)
     config = GenerationConfig(
         args.questions_per_chunk,
         args.rows_per_chunk,
@@ -111,7 +111,7 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
         folder,
         chunks,
         generator=Generator(QuestionWriter(teacher), retriever, config),
-        embedder=build_embedder(settings),
+        embedder=embedder,
         retriever=retriever,
         collection=collection,
         curation=curation,
@@ -161,6 +161,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     """Evaluate the base model (and an adapter) on a QA JSONL."""
+    from almanac.cli import wiring
     from almanac.core.errors import InputError
     from almanac.finetune.evaluation import load_questions
     from almanac.finetune.evaluation_report import EvalReport, store_evaluation
@@ -170,7 +171,7 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
         raise InputError("--save stores the result in an adapter's manifest; name it with --adapter")
     questions = load_questions(args.questions)
     collection = args.collection or settings.default_collection
-    evaluator = build_evaluator(settings, collection, args.k)
+    evaluator = wiring.build_evaluator(settings, collection, args.k)
     adapters = [None, args.adapter] if args.adapter else [None]
     rows = evaluator.run(questions, adapters, progress=sys.stderr.isatty())
     report = EvalReport(str(args.questions), file_sha256(args.questions), collection, args.k, rows)
@@ -184,36 +185,3 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
             f"evaluation stored in adapter {args.adapter!r}; promote: almanac adapters promote {args.adapter}"
         )
     return 0
-
-
-def build_evaluator(settings: Settings, collection: str, k: int, max_tokens: int | None = None) -> Any:
-    """An Evaluator over the server's own answering service, in which 'base' means no adapter at all;
-    `max_tokens` defaults to the chat settings'."""
-    from almanac.cli import wiring
-    from almanac.finetune.evaluation import Evaluator
-
-    service = wiring.build_answerer(settings)
-    # a promoted default or a collection's adapter would otherwise leak into the base model's answers
-    service.default_adapter = lambda: None
-    service.collection_adapters = {}
-    return Evaluator(
-        ServerAnswerer(service),
-        wiring.build_retriever(settings),
-        collection,
-        k,
-        chat=service.chat,
-        max_tokens=max_tokens or settings.chat.max_new_tokens,
-    )
-
-
-class ServerAnswerer:
-    """The server's AnswerService behind finetune.ports.Answerer."""
-
-    def __init__(self, service: Any) -> None:
-        self.service = service
-
-    def answer(self, question: str, collection: str, adapter: str | None) -> Any:
-        """The server's answer (text, hits, cited, ...) to one question."""
-        from almanac.server.answer import Ask
-
-        return self.service.answer(Ask(question, collection, adapter=adapter))

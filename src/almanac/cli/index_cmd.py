@@ -156,7 +156,7 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     collection = args.collection or settings.default_collection
     if not 1 <= args.k <= settings.server.max_top_k:
         raise InputError(f"-k must be between 1 and {settings.server.max_top_k}")
-    hits = wiring.build_retriever(settings).search(args.query, collection, args.k)
+    hits = wiring.search_live(settings, args.query, collection, args.k)
     if args.json:
         rows = [{k: v for k, v in h.as_json().items() if k != "id"} for h in hits]
         print(json.dumps(rows, indent=2, ensure_ascii=False))

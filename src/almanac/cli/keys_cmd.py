@@ -7,8 +7,8 @@ import json
 
 from almanac.cli import wiring
 from almanac.core.settings import Settings
-from almanac.server.auth import SCOPES
-from almanac.server.key_store import KeyStore
+from almanac.server.keys.key_store import KeyStore
+from almanac.server.keys.principal import SCOPES
 
 
 def register(sub: argparse._SubParsersAction) -> None:

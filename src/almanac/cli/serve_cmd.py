@@ -73,7 +73,7 @@ def check_bind(host: str, has_keys: bool) -> None:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     """Build the app and run uvicorn until SIGTERM/SIGINT."""
     from almanac.server.app import create_app
-    from almanac.server.key_store import KeyStore
+    from almanac.server.keys.key_store import KeyStore
 
     host = args.host or settings.server.host
     port = args.port or settings.server.port

@@ -10,14 +10,19 @@ from typing import TYPE_CHECKING
 from almanac.core.catalog import Catalog
 from almanac.core.embedder import HashingEmbedder, SentenceTransformerEmbedder
 from almanac.core.embedder import build_embedder as _build_embedder
+from almanac.core.ports import Embedder
 from almanac.core.settings import Settings
+from almanac.core.types import Hit
 
 if TYPE_CHECKING:
     from almanac.core.chat_model import TransformersChatModel
+    from almanac.finetune.evaluation import Evaluator
     from almanac.indexer.pipeline import Indexer
     from almanac.indexer.report import Progress
-    from almanac.server.answering import AnswerService
-    from almanac.server.retrieval import Retriever
+    from almanac.server.answering.answer import Answer
+    from almanac.server.answering.service import AnswerService
+    from almanac.server.retrieval.retriever import Retriever
+    from almanac.server.services import AnsweringStack
 
 
 def open_catalog(settings: Settings) -> Catalog:
@@ -38,37 +43,81 @@ def build_indexer(settings: Settings, catalog: Catalog, progress: Progress | Non
     return Indexer(settings, catalog, build_embedder(settings), progress)
 
 
-def build_retriever(settings: Settings, catalog: Catalog | None = None) -> Retriever:
+def build_retriever(
+    settings: Settings, catalog: Catalog | None = None, embedder: Embedder | None = None
+) -> Retriever:
     """Hybrid retrieval over the catalog's published index versions."""
     from almanac.core.index_store import IndexStore
-    from almanac.server.retrieval import Retriever
+    from almanac.server.retrieval.retriever import Retriever
 
     catalog = catalog or open_catalog(settings)
     store = IndexStore(settings.index_dir, settings.index)
-    return Retriever(catalog, build_embedder(settings), store, settings.retrieval)
+    return Retriever(catalog, embedder or build_embedder(settings), store, settings.retrieval)
+
+
+def search_live(settings: Settings, query: str, collection: str, k: int) -> list[Hit]:
+    """What /v1/search returns: hybrid search, then row hits re-read from their source database."""
+    from almanac.server.retrieval.source_registry import SourceRegistry
+
+    catalog = open_catalog(settings)
+    hits = build_retriever(settings, catalog).search(query, collection, k)
+    sources = SourceRegistry(catalog)
+    try:
+        return sources.refresh(hits)
+    finally:
+        sources.close()
 
 
 def build_chat_model(settings: Settings) -> TransformersChatModel:
-    """The configured chat model (the embedded SmolLM2 by default), with its default adapter loaded."""
+    """The configured chat model (the embedded reader by default), with its default adapter loaded."""
     from almanac.core.chat_model import build_chat_model as _build_chat_model
 
     return _build_chat_model(settings)
 
 
-def build_answerer(settings: Settings, catalog: Catalog | None = None) -> AnswerService:
-    """Answering as the server does it (retrieval, live rows, prompt, chat model), for CLI use.
+def build_answering(settings: Settings, base_only: bool = False) -> AnsweringStack:
+    """The server's answering stack (retrieval, live rows, prompt, chat model) for CLI use, built once.
 
-    `answerer.answer(Ask(question, collection, adapter=NAME))` blocks until the answer is generated.
+    `base_only`: no adapter unless a call names one (what `almanac eval` means by "base"); otherwise the
+    server's policy (the collection's adapter, else the promoted default).
     """
-    from almanac.server.answering import AnswerService
-    from almanac.server.lazy_chat_model import LazyChatModel
-    from almanac.server.model_queue import ModelQueue
-    from almanac.server.services import build_registry, default_adapter_reader
-    from almanac.server.source_registry import SourceRegistry
+    from almanac.core.adapter_registry import AdapterRegistry
+    from almanac.server.answering.service import AdapterPolicy
+    from almanac.server.chat.lazy_chat_model import LazyChatModel
+    from almanac.server.services import build_answering as _build_answering
+    from almanac.server.services import serving_adapters
 
-    catalog = catalog or open_catalog(settings)
-    retriever = build_retriever(settings, catalog)
+    catalog = open_catalog(settings)
     chat = LazyChatModel.of(build_chat_model(settings))
-    queue = ModelQueue(settings.server.queue_size)
-    default = default_adapter_reader(settings, build_registry(settings))
-    return AnswerService(retriever.search, chat, queue, SourceRegistry(catalog), settings, default)
+    registry = AdapterRegistry(settings.adapters_dir)
+    adapters = AdapterPolicy() if base_only else serving_adapters(settings, registry)
+    return _build_answering(settings, catalog, build_embedder(settings), chat, adapters)
+
+
+def build_evaluator(settings: Settings, collection: str, k: int, max_tokens: int | None = None) -> Evaluator:
+    """An Evaluator over the server's own answering stack, in which 'base' means no adapter at all;
+    `max_tokens` defaults to the chat settings'."""
+    from almanac.finetune.evaluation import Evaluator
+
+    stack = build_answering(settings, base_only=True)
+    return Evaluator(
+        ServerAnswerer(stack.answerer),
+        stack.retriever,
+        collection,
+        k,
+        chat=stack.chat,
+        max_tokens=max_tokens or settings.chat.max_new_tokens,
+    )
+
+
+class ServerAnswerer:
+    """The server's AnswerService behind finetune.ports.Answerer."""
+
+    def __init__(self, service: AnswerService) -> None:
+        self.service = service
+
+    def answer(self, question: str, collection: str, adapter: str | None) -> Answer:
+        """The server's answer (text, hits, cited, ...) to one question."""
+        from almanac.server.answering.answer import Ask
+
+        return self.service.answer(Ask(question, collection, adapter=adapter))

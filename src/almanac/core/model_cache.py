@@ -47,6 +47,17 @@ def model_identity(model: str) -> str:
     return str(path.resolve()) if path.is_dir() else model
 
 
+def served_model_name(model: str) -> str:
+    """The model name clients see: a Hub id as `model_identity` gives it, a local folder's last part only (a
+    server path is nobody else's business).
+
+        >>> served_model_name("/srv/models/my-reader")
+        'my-reader'
+    """
+    identity = model_identity(model)
+    return Path(identity).name if Path(identity).is_absolute() else identity
+
+
 def prepare_model_dir(model: str, models_dir: Path) -> Path:
     """A local folder transformers can load: the converted embedded model, or the folder given."""
     if model == SMOLLM2:

@@ -74,7 +74,14 @@ class ChatSettings(BaseModel):
     device: str = "auto"
     max_new_tokens: int = Field(256, ge=1, le=4096)
     context_tokens: int = Field(2048, ge=256)
-    default_adapter: str | None = None
+    default_adapter: str | None = Field(
+        None, description="adapter used when a request names none and the registry has no promoted one"
+    )
+    collection_adapters: dict[str, str] = Field(
+        default_factory=dict,
+        description="adapter per collection, as JSON, e.g. "
+        'ALMANAC_CHAT__COLLECTION_ADAPTERS=\'{"docs": "docs-v2"}\'',
+    )
 
 
 class ServerSettings(BaseModel):

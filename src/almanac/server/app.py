@@ -20,9 +20,9 @@ from starlette.concurrency import run_in_threadpool
 
 from almanac import __version__
 from almanac.core.settings import Settings
-from almanac.server.body_limit import BodyLimitMiddleware
-from almanac.server.errors import install_error_handlers
-from almanac.server.metrics import MetricsMiddleware
+from almanac.server.http.body_limit import BodyLimitMiddleware
+from almanac.server.http.error_responses import install_error_handlers
+from almanac.server.http.metrics import MetricsMiddleware
 from almanac.server.routes import adapters, documents, health, jobs, lookup, openai, query
 from almanac.server.services import Services, build_services
 
@@ -34,14 +34,14 @@ UPLOAD_PATHS = ("/v1/documents",)
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     services: Services = app.state.services
-    services.readiness.start(services)
+    services.start_warm_up()
     services.jobs.start()
     log.info("event=server_started")
     try:
         yield
     finally:
         await run_in_threadpool(services.jobs.stop)
-        drained = await run_in_threadpool(services.queue.drain, DRAIN_TIMEOUT_S)
+        drained = await run_in_threadpool(services.answering.queue.drain, DRAIN_TIMEOUT_S)
         if app.state.owns_services:
             await run_in_threadpool(services.close)
         log.info("event=server_stopped queue_drained=%s", drained)

@@ -1,38 +1,82 @@
-"""The server's collaborators in one container, built once per app (the composition root's half).
+"""The server's collaborators, built in one place (half of the composition root; `app.create_app` is the
+other half).
 
 `build_services(settings)` builds the real ones (MiniLM embedder, the configured chat model, loaded lazily by
-the warm-up); tests call `Services.assemble` with fakes (HashingEmbedder, a scripted chat model).
+the warm-up); tests call `Services.assemble` with fakes (HashingEmbedder, a scripted chat model). The CLI's
+`almanac eval` and `almanac finetune generate` build the same answering stack with `build_answering`, with
+the adapter policy they need ("base" = no adapter at all), so nothing is built twice.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import threading
+import time
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
 
 from almanac.core.adapter_registry import AdapterRegistry
 from almanac.core.catalog import Catalog
 from almanac.core.chat_model import build_chat_model
 from almanac.core.embedder import build_embedder
+from almanac.core.errors import AlmanacError
 from almanac.core.index_store import IndexStore
-from almanac.core.model_cache import SMOLLM2_ID
+from almanac.core.model_cache import served_model_name
 from almanac.core.ports import ChatModel, Embedder
-from almanac.core.settings import SMOLLM2, Settings
+from almanac.core.settings import Settings
 from almanac.indexer.pipeline import Indexer
-from almanac.server.answering import AnswerService
-from almanac.server.job_runner import JobRunner
-from almanac.server.key_store import KeyStore
-from almanac.server.lazy_chat_model import LazyChatModel
-from almanac.server.metrics import Metrics
-from almanac.server.model_queue import ModelQueue
-from almanac.server.readiness import Readiness
-from almanac.server.retrieval import Retriever
-from almanac.server.search_batcher import SearchBatcher
-from almanac.server.source_registry import SourceRegistry
+from almanac.server.answering.service import AdapterPolicy, AnswerService
+from almanac.server.chat.lazy_chat_model import LazyChatModel
+from almanac.server.chat.model_queue import ModelQueue
+from almanac.server.http.metrics import Metrics
+from almanac.server.http.readiness import Readiness
+from almanac.server.jobs.runner import JobRunner
+from almanac.server.keys.key_store import KeyStore
+from almanac.server.retrieval.retriever import Retriever
+from almanac.server.retrieval.search_batcher import SearchBatcher
+from almanac.server.retrieval.source_registry import SourceRegistry
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class AnsweringStack:
+    """Retrieval, live rows, the model queue and the answer service over one catalog and embedder."""
+
+    retriever: Retriever
+    searcher: SearchBatcher
+    chat: LazyChatModel
+    queue: ModelQueue
+    sources: SourceRegistry
+    answerer: AnswerService
+
+
+def build_answering(
+    settings: Settings,
+    catalog: Catalog,
+    embedder: Embedder,
+    chat: ChatModel | LazyChatModel,
+    adapters: AdapterPolicy,
+) -> AnsweringStack:
+    """The answering stack: what the server serves and what `almanac eval` measures."""
+    lazy = chat if isinstance(chat, LazyChatModel) else LazyChatModel.of(chat)
+    retriever = Retriever(
+        catalog, embedder, IndexStore(settings.index_dir, settings.index), settings.retrieval
+    )
+    searcher, queue = SearchBatcher(retriever), ModelQueue(settings.server.queue_size)
+    sources = SourceRegistry(catalog)
+    answerer = AnswerService(searcher.search, lazy, queue, sources, settings, adapters)
+    return AnsweringStack(retriever, searcher, lazy, queue, sources, answerer)
+
+
+def serving_adapters(settings: Settings, registry: AdapterRegistry) -> AdapterPolicy:
+    """The server's policy: the adapter asked for, else the collection's (ALMANAC_CHAT__COLLECTION_ADAPTERS),
+    else the registry's promoted default (read per request: a promotion needs no restart), else the
+    setting."""
+    return AdapterPolicy(
+        default=lambda: registry.default() or settings.chat.default_adapter,
+        per_collection=dict(settings.chat.collection_adapters),
+    )
 
 
 @dataclass
@@ -42,12 +86,7 @@ class Services:
     settings: Settings
     catalog: Catalog
     embedder: Embedder
-    retriever: Retriever
-    searcher: SearchBatcher
-    chat: LazyChatModel
-    queue: ModelQueue
-    sources: SourceRegistry
-    answerer: AnswerService
+    answering: AnsweringStack
     keys: KeyStore
     jobs: JobRunner
     metrics: Metrics
@@ -62,62 +101,75 @@ class Services:
         embedder: Embedder,
         chat: ChatModel | LazyChatModel,
         registry: AdapterRegistry | None = None,
+        adapters: AdapterPolicy | None = None,
     ) -> Services:
         """Wire the rest around a catalog, an embedder and a chat model (real or fake)."""
-        lazy = chat if isinstance(chat, LazyChatModel) else LazyChatModel.of(chat)
-        registry = registry or build_registry(settings)
-        store = IndexStore(settings.index_dir, settings.index)
-        retriever = Retriever(catalog, embedder, store, settings.retrieval)
-        searcher, queue = SearchBatcher(retriever), ModelQueue(settings.server.queue_size)
-        sources = SourceRegistry(catalog)
-        default = default_adapter_reader(settings, registry)
-        per_collection = getattr(settings.chat, "collection_adapters", None)  # when settings grow the field
-        answerer = AnswerService(searcher.search, lazy, queue, sources, settings, default, per_collection)
-        metrics = Metrics()
-        metrics.watch_queue(lambda: queue.depth)
-        jobs = JobRunner(settings, catalog, partial(Indexer, settings, catalog, embedder))
-        return cls(
-            settings=settings,
-            catalog=catalog,
-            embedder=embedder,
-            retriever=retriever,
-            searcher=searcher,
-            chat=lazy,
-            queue=queue,
-            sources=sources,
-            answerer=answerer,
-            keys=KeyStore(catalog),
-            jobs=jobs,
-            metrics=metrics,
-            registry=registry,
+        registry = registry or AdapterRegistry(settings.adapters_dir)
+        answering = build_answering(
+            settings, catalog, embedder, chat, adapters or serving_adapters(settings, registry)
         )
+        metrics = Metrics()
+        metrics.watch_queue(lambda: answering.queue.depth)
+        jobs = JobRunner(settings, catalog, partial(Indexer, settings, catalog, embedder))
+        return cls(settings, catalog, embedder, answering, KeyStore(catalog), jobs, metrics, registry)
+
+    # Shortcuts for the routes, which each use one of these.
+    @property
+    def answerer(self) -> AnswerService:
+        """Answers questions (/v1/query, /v1/chat/completions)."""
+        return self.answering.answerer
+
+    @property
+    def searcher(self) -> SearchBatcher:
+        """Batched hybrid search (/v1/search)."""
+        return self.answering.searcher
+
+    @property
+    def sources(self) -> SourceRegistry:
+        """Registered source databases (live rows, /v1/lookup)."""
+        return self.answering.sources
+
+    @property
+    def chat(self) -> LazyChatModel:
+        """The chat model, loaded by the warm-up."""
+        return self.answering.chat
+
+    def warm_up(self) -> None:
+        """Load the chat model, run the embedder once, load the default collection's snapshot."""
+        started = time.perf_counter()
+        try:
+            self.chat.load()
+            self.embedder.embed(["warm-up"])
+            name = self.settings.default_collection
+            if self.catalog.collection(name) is not None:
+                self.answering.retriever.warm(name)
+                version = self.answering.retriever.version(name)
+                detail = f"models loaded; collection {name!r} at version {version}"
+            else:
+                detail = f"models loaded; collection {name!r} is empty (ingest documents to answer)"
+            self.readiness.mark_ready(detail)
+            log.info("event=ready seconds=%.2f detail=%s", time.perf_counter() - started, detail)
+        except (AlmanacError, OSError, RuntimeError) as exc:
+            self.readiness.mark_failed(f"warm-up failed: {exc}")
+            log.error("event=warm_up_failed reason=%s", exc)
+
+    def start_warm_up(self) -> threading.Thread:
+        """Warm up in a daemon thread, so the port opens (and /healthz answers) at once."""
+        thread = threading.Thread(target=self.warm_up, name="almanac-warm-up", daemon=True)
+        thread.start()
+        return thread
 
     def close(self) -> None:
         """Release what the services hold (the queue has drained by now)."""
-        self.queue.close(wait=True)
+        self.answering.queue.close(wait=True)
         self.sources.close()
         self.catalog.close()
-
-
-def default_adapter_reader(settings: Settings, registry: AdapterRegistry | None) -> Callable[[], str | None]:
-    """The default adapter, read on every request so a promotion needs no restart: the registry's
-    promoted one, else settings.chat.default_adapter."""
-    if registry is None:
-        return lambda: settings.chat.default_adapter
-    return lambda: registry.default() or settings.chat.default_adapter
-
-
-def build_registry(settings: Settings) -> AdapterRegistry:
-    """The adapter registry: the default-adapter pointer that `promote` and `rollback` move."""
-    return AdapterRegistry(settings.adapters_dir)
 
 
 def build_services(settings: Settings) -> Services:
     """The real services; the chat model loads later, in the warm-up thread."""
     settings.home.mkdir(parents=True, exist_ok=True)
-    catalog = Catalog(settings.catalog_url)
-    name = SMOLLM2_ID if settings.chat.model == SMOLLM2 else Path(settings.chat.model).name  # no server paths
-    chat = LazyChatModel(lambda: build_chat_model(settings), name)
+    chat = LazyChatModel(partial(build_chat_model, settings), served_model_name(settings.chat.model))
     return Services.assemble(
-        settings, catalog, build_embedder(settings.embedding), chat, build_registry(settings)
+        settings, Catalog(settings.catalog_url), build_embedder(settings.embedding), chat
     )

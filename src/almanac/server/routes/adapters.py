@@ -12,8 +12,8 @@ from fastapi import APIRouter, Query
 from starlette.concurrency import run_in_threadpool
 
 from almanac.core.adapter_manifest import AdapterManifest
-from almanac.server.auth import AdminKey
-from almanac.server.deps import ServicesDep
+from almanac.server.routes.auth import AdminKey
+from almanac.server.routes.deps import ServicesDep
 
 router = APIRouter(prefix="/v1", tags=["adapters"])
 

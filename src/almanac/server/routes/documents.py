@@ -12,10 +12,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Header, Query, Response, UploadFile
 from starlette.concurrency import run_in_threadpool
 
-from almanac.server.auth import ReadKey, WriteKey
-from almanac.server.deps import ServicesDep
-from almanac.server.document_library import DocumentLibrary
-from almanac.server.job_store import JobView
+from almanac.server.documents.library import DocumentLibrary
+from almanac.server.jobs.store import JobView
+from almanac.server.routes.auth import ReadKey, WriteKey
+from almanac.server.routes.deps import ServicesDep
 
 router = APIRouter(prefix="/v1", tags=["documents"])
 

@@ -7,9 +7,9 @@ from typing import Any
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
-from almanac.server.auth import ReadKey
-from almanac.server.deps import ServicesDep
-from almanac.server.metrics import CONTENT_TYPE
+from almanac.server.http.metrics import CONTENT_TYPE
+from almanac.server.routes.auth import ReadKey
+from almanac.server.routes.deps import ServicesDep
 
 router = APIRouter(tags=["health"])
 

@@ -13,8 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from almanac.core.errors import ForbiddenError
-from almanac.server.auth import ReadKey, WriteKey
-from almanac.server.deps import ServicesDep
+from almanac.server.routes.auth import ReadKey, WriteKey
+from almanac.server.routes.deps import ServicesDep
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
 

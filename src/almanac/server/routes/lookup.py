@@ -8,9 +8,9 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from almanac.server.auth import ReadKey
-from almanac.server.deps import ServicesDep
-from almanac.server.table_lookup import TableLookup
+from almanac.server.retrieval.table_lookup import TableLookup
+from almanac.server.routes.auth import ReadKey
+from almanac.server.routes.deps import ServicesDep
 
 router = APIRouter(prefix="/v1", tags=["lookup"])
 

@@ -21,13 +21,11 @@ from starlette.concurrency import run_in_threadpool
 
 from almanac.core.adapter_manifest import list_adapters
 from almanac.core.errors import AlmanacError, InputError
-from almanac.server.answer import Answer, Ask, Prepared
-from almanac.server.auth import Principal, ReadKey
-from almanac.server.client_watch import run_while_connected
-from almanac.server.deps import ServicesDep
-from almanac.server.errors import classify, error_body
-from almanac.server.model_name import ModelName
-from almanac.server.openai_format import (
+from almanac.server.answering.answer import Answer, Ask, Prepared
+from almanac.server.chat.model_name import ModelName
+from almanac.server.http.client_watch import run_while_connected
+from almanac.server.http.error_responses import classify, error_body
+from almanac.server.http.openai_format import (
     ChatCompletionRequest,
     EmbeddingRequest,
     chat_completion,
@@ -35,8 +33,11 @@ from almanac.server.openai_format import (
     completion_id,
     embeddings_body,
 )
+from almanac.server.http.sse import KEEP_ALIVE, SSE_HEADERS, follow_client, sse_event
+from almanac.server.keys.principal import Principal
+from almanac.server.routes.auth import ReadKey
+from almanac.server.routes.deps import ServicesDep
 from almanac.server.services import Services
-from almanac.server.sse import KEEP_ALIVE, SSE_HEADERS, follow_client, sse_event
 
 router = APIRouter(tags=["openai"])
 MAX_HISTORY = 6  # earlier turns kept: the small default model has a 2048-token window

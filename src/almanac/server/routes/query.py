@@ -18,13 +18,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from almanac.core.errors import AlmanacError
-from almanac.server.answer import Answer, Ask, Prepared
-from almanac.server.auth import Principal, ReadKey
-from almanac.server.client_watch import run_while_connected
-from almanac.server.deps import ServicesDep
-from almanac.server.errors import classify, error_body
+from almanac.server.answering.answer import Answer, Ask, Prepared
+from almanac.server.http.client_watch import run_while_connected
+from almanac.server.http.error_responses import classify, error_body
+from almanac.server.http.sse import KEEP_ALIVE, SSE_HEADERS, follow_client, sse_event
+from almanac.server.keys.principal import Principal
+from almanac.server.routes.auth import ReadKey
+from almanac.server.routes.deps import ServicesDep
 from almanac.server.services import Services
-from almanac.server.sse import KEEP_ALIVE, SSE_HEADERS, follow_client, sse_event
 
 router = APIRouter(tags=["query"])
 

@@ -31,9 +31,9 @@ from almanac.core.settings import Settings
 from almanac.indexer.pipeline import Indexer
 from almanac.indexer.report import Progress
 from almanac.indexer.writer_lock import WriterLock
-from almanac.server.job_kinds import JobKinds, job_target
-from almanac.server.job_request import JobRequest
-from almanac.server.job_store import JobInterruptedError, JobProgress, JobStore, JobView
+from almanac.server.jobs.kinds import JobKinds, job_target
+from almanac.server.jobs.request import JobRequest
+from almanac.server.jobs.store import JobInterruptedError, JobProgress, JobStore, JobView
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from almanac.core.types import Hit
-from almanac.server.retrieval import Retriever
+from almanac.server.retrieval.retriever import Retriever
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from almanac.core.catalog import Catalog
 from almanac.core.catalog_schema import ApiKeyRow
 from almanac.core.errors import InputError, NotFoundError
-from almanac.server.auth import SCOPES, Principal
+from almanac.server.keys.principal import SCOPES, Principal
 
 log = logging.getLogger(__name__)
 

@@ -1,13 +1,13 @@
 """Answering: retrieve -> re-read live rows -> fenced prompt -> chat model (through the queue) -> citations.
 
-    service = AnswerService(retriever.search, LazyChatModel.of(chat), ModelQueue(16), sources, settings)
+    service = AnswerService(searcher.search, chat, ModelQueue(16), sources, settings, AdapterPolicy())
     answer = service.answer(Ask("How heavy is the Trail 29?"))   # blocking (CLI, evaluation)
     answer = await service.answer_async(Ask(...))                # the server: never blocks the event loop
     async for item in service.stream(Ask(...)): ...              # Prepared, text pieces, then the Answer
 
-The adapter is the one asked for, else the collection's (chat.collection_adapters), else the default
-pointer, read on every request so a promotion takes effect without a restart. Citations that point at no
-source shown are removed; `Answer.cited` lists the sources the answer does cite.
+The adapter is the one asked for, else the `AdapterPolicy`'s choice (the server's: the collection's, else
+the promoted default, read on every request so a promotion takes effect without a restart). Citations that
+point at no source shown are removed; `Answer.cited` lists the sources the answer does cite.
 """
 
 from __future__ import annotations
@@ -17,18 +17,19 @@ import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Protocol
 
 from starlette.concurrency import run_in_threadpool
 
+from almanac.core.ports import ChatModel
 from almanac.core.prompt import NO_ANSWER, build_answer_messages, extract_citations
 from almanac.core.settings import Settings
 from almanac.core.types import Completion, Hit
-from almanac.server.answer import Answer, Ask, Prepared, source_label, usage
-from almanac.server.lazy_chat_model import LazyChatModel
-from almanac.server.limits import Limits
-from almanac.server.model_queue import ModelQueue
-from almanac.server.source_registry import SourceRegistry
+from almanac.server.answering.answer import Answer, Ask, Prepared, source_label, usage
+from almanac.server.answering.limits import Limits
+from almanac.server.chat.model_queue import ModelQueue
+from almanac.server.retrieval.source_registry import SourceRegistry
 
 log = logging.getLogger(__name__)
 
@@ -54,27 +55,60 @@ def _push(loop: asyncio.AbstractEventLoop, out: asyncio.Queue, item: object) -> 
     return True
 
 
+class ReaderModel(ChatModel, Protocol):
+    """What answering needs of the chat model: the ChatModel port, token counts and adapter loading."""
+
+    def count_tokens(self, text: str) -> int:
+        """Model tokens in `text`."""
+        ...
+
+    def ensure_adapter(self, name: str | None) -> None:
+        """Load an adapter now (fails before a stream starts rather than in the middle of it)."""
+        ...
+
+
+def _no_adapter() -> str | None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class AdapterPolicy:
+    """Which adapter a request runs with when it names none: the collection's, else `default()`.
+
+    `AdapterPolicy()` means the base model (what `almanac eval` calls "base").
+
+        >>> AdapterPolicy(per_collection={"docs": "docs-v2"}).choose("docs", None)
+        'docs-v2'
+        >>> AdapterPolicy(lambda: "promoted").choose("other", "asked")
+        'asked'
+    """
+
+    default: Callable[[], str | None] = _no_adapter
+    per_collection: Mapping[str, str] = field(default_factory=dict)
+
+    def choose(self, collection: str, requested: str | None) -> str | None:
+        """The adapter asked for, else the collection's, else the default."""
+        return requested or self.per_collection.get(collection) or self.default()
+
+
 class AnswerService:
     """Answers questions over a collection with the chat model; safe to call from many threads."""
 
     def __init__(
         self,
         search: Search,
-        chat: LazyChatModel,
+        chat: ReaderModel,
         queue: ModelQueue,
         sources: SourceRegistry | None,
         settings: Settings,
-        default_adapter: Callable[[], str | None] | None = None,
-        collection_adapters: Mapping[str, str] | None = None,
+        adapters: AdapterPolicy,
     ) -> None:
         self.search, self.chat, self.queue, self.sources = search, chat, queue, sources
-        self.settings, self.limits = settings, Limits(settings.server)
-        self.default_adapter = default_adapter or (lambda: settings.chat.default_adapter)
-        self.collection_adapters = dict(collection_adapters or {})
+        self.settings, self.limits, self.adapters = settings, Limits(settings.server), adapters
 
     def adapter_for(self, collection: str, requested: str | None) -> str | None:
         """The adapter a request runs with."""
-        return requested or self.collection_adapters.get(collection) or self.default_adapter()
+        return self.adapters.choose(collection, requested)
 
     def prepare(self, ask: Ask) -> Prepared:
         """Check limits, retrieve, re-read rows and build the messages (blocking)."""

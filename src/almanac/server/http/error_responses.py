@@ -34,7 +34,7 @@ from almanac.core.errors import (
     UnknownTableError,
     UnsupportedFileError,
 )
-from almanac.server.client_watch import ClientGoneError
+from almanac.server.http.client_watch import ClientGoneError
 
 log = logging.getLogger(__name__)
 

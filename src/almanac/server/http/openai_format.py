@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from almanac.core.errors import InputError
 from almanac.core.types import ChatMessage
-from almanac.server.answer import Answer
+from almanac.server.answering.answer import Answer
 
 MAX_EMBEDDING_INPUTS = 256
 

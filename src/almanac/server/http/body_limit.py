@@ -13,7 +13,7 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from almanac.server.errors import error_response
+from almanac.server.http.error_responses import error_response
 
 
 class BodyTooLargeError(HTTPException):

@@ -1,53 +1,22 @@
 """API-key authentication as FastAPI dependencies: `ReadKey`, `WriteKey`, `AdminKey`.
 
-Scopes are ordered read < write < admin: a key satisfies every scope up to its own. A key may be bound to
-one collection; `Principal.check_collection` refuses any other. Clients send ``Authorization: Bearer KEY``.
-With no key in the store every request is allowed as an unbound admin: the server then binds to loopback
-only (enforced by `almanac serve`). Once a key exists, even revoked, every request needs a valid key.
+Clients send ``Authorization: Bearer KEY``. With no key in the store every request is the unbound admin
+`OPEN` (keys/principal.py). Once a key exists, even revoked, every request needs a valid key.
 
-    >>> Principal("write", None, "alm_1a2b3c4d").allows("read")
-    True
+    >>> bearer_token_of("Bearer alm_1a2b3c4d_secret")
+    'alm_1a2b3c4d_secret'
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Annotated, Protocol
 
 from fastapi import Depends, Request
 
 from almanac.core.errors import AuthError, ForbiddenError
-
-SCOPES: tuple[str, ...] = ("read", "write", "admin")  # in order of power
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """Who is calling: the key's scope, the collection it is bound to (None: any), its listing prefix."""
-
-    scope: str
-    collection: str | None
-    key_prefix: str | None
-
-    def allows(self, scope: str) -> bool:
-        """True when this principal's scope is at least `scope`."""
-        return SCOPES.index(self.scope) >= SCOPES.index(scope)
-
-    def check_collection(self, name: str) -> None:
-        """Raise ForbiddenError when the key is bound to a collection other than `name`."""
-        if self.collection is not None and self.collection != name:
-            raise ForbiddenError(
-                f"key {self.key_prefix} is bound to collection {self.collection!r} and cannot use {name!r}; "
-                f"use a key for {name!r} (`almanac keys create --scope {self.scope} --collection {name}`)"
-            )
-
-    def collection_or(self, default: str) -> str:
-        """The collection a request without one means: the key's own, else `default`."""
-        return self.collection or default
-
-
-OPEN = Principal("admin", None, None)  # what every request is when no key exists
+from almanac.server.keys.principal import OPEN, SCOPES, Principal
+from almanac.server.routes.deps import get_services
 
 
 class KeyVerifier(Protocol):
@@ -62,16 +31,13 @@ class KeyVerifier(Protocol):
         ...
 
 
-def _key_store(request: Request) -> KeyVerifier:
-    # Imported here: deps -> services -> key_store -> auth would otherwise be an import cycle.
-    from almanac.server.deps import get_services
-
-    return get_services(request).keys
-
-
 def bearer_token(request: Request) -> str | None:
-    """The token of an ``Authorization: Bearer`` header, or None when there is none."""
-    header = request.headers.get("authorization", "")
+    """The token of the request's ``Authorization: Bearer`` header, or None when there is none."""
+    return bearer_token_of(request.headers.get("authorization", ""))
+
+
+def bearer_token_of(header: str) -> str | None:
+    """The token of an ``Authorization`` header value, or None when it is not a bearer token."""
     kind, _, token = header.partition(" ")
     if kind.lower() != "bearer" or not token.strip():
         return None
@@ -102,7 +68,7 @@ def require_scope(scope: str) -> Callable[[Request], Principal]:
 
     # A plain def: FastAPI runs it in the threadpool, so the key-store query never blocks the loop.
     def dependency(request: Request) -> Principal:
-        return authenticate(_key_store(request), bearer_token(request), scope)
+        return authenticate(get_services(request).keys, bearer_token(request), scope)
 
     dependency.__name__ = f"require_{scope}"
     return dependency

@@ -26,8 +26,8 @@ from almanac.core.catalog_schema import ChunkRow, CollectionRow, DocumentRow
 from almanac.core.errors import FileTooLargeError, InputError, NotFoundError
 from almanac.core.settings import Settings
 from almanac.indexer.readers import SUPPORTED_SUFFIXES
-from almanac.server.job_runner import JobRunner
-from almanac.server.job_store import JobView
+from almanac.server.jobs.runner import JobRunner
+from almanac.server.jobs.store import JobView
 
 MAX_FILES = 20  # files per upload request
 _COLLECTION = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
