@@ -13,7 +13,8 @@ from almanac.core.settings import Settings
 from almanac.server.app import create_app
 from almanac.server.services import serving_adapters
 from tests.fakes import ScriptedChatModel
-from tests.server.conftest import DOCS, build_services, index_corpus, make_settings
+from tests.server.app_fixtures import build_services, make_settings
+from tests.server.corpus import DOCS, index_corpus
 
 
 def _source_numbers(body: dict, needle: str) -> list[int]:
@@ -28,7 +29,12 @@ def test_answer_has_sources_and_only_valid_citations(client: TestClient, chat: S
     assert set(body["sources"][0]) == {"id", "kind", "source", "locator", "text", "score"}
     assert "Kessik" in body["sources"][0]["text"] and body["sources"][0]["kind"] == "document"
     assert body["answer"] == "Mount Kessik last erupted in 1821 [1], see also [2]."  # [9] and 12 removed
-    assert body["cited"] == [1, 2]
+    kessik = _source_numbers(body, "Kessik")
+    assert body["cited"] == kessik  # [2] is the model's marker, but only the Kessik source supports the claim
+    assert body["claims"] == [
+        {"text": "Mount Kessik last erupted in 1821 [1], see also [2].", "sources": kessik, "supported": True}
+    ]
+    assert body["supported"] is True and body["refused"] is False
     assert body["model"] == "scripted" and body["adapter"] is None
     assert (
         body["usage"]["total_tokens"] == body["usage"]["prompt_tokens"] + body["usage"]["completion_tokens"]
@@ -55,7 +61,7 @@ def test_changed_row_is_answered_with_its_current_value(
     assert "db://shop/bikes/id=2" not in rows  # deleted since ingest: dropped
     prompt = chat.calls[0][0][-1].content
     shown = prompt[: prompt.index("Question:")]
-    assert "weight_kg: 11.2 | color: orange" in shown and "12.5" not in shown and "Road Racer" not in shown
+    assert "weight_kg: 11.2\ncolor: orange" in shown and "12.5" not in shown and "Road Racer" not in shown
     assert "sqlite" not in prompt and str(shop_db) not in prompt  # labels are row addresses, never URLs
 
 

@@ -75,3 +75,19 @@ class ChatModel(Protocol):
     ) -> Iterator[str]:
         """Generate a reply piece by piece; stop soon after `cancel` is set (the client went away)."""
         ...
+
+
+class TokenCounter(Protocol):
+    """Counts a model's tokens (usage figures)."""
+
+    def count_tokens(self, text: str) -> int:
+        """Model tokens in `text`."""
+        ...
+
+
+class AdapterLoader(Protocol):
+    """Loads LoRA adapters by name ahead of use."""
+
+    def ensure_adapter(self, name: str | None) -> None:
+        """Load an adapter now, so an unknown name fails before a reply starts streaming."""
+        ...

@@ -15,29 +15,14 @@ import re
 import string
 from collections import Counter
 
+from almanac.core.prompt import is_refusal
 from almanac.finetune.records import ANSWER_PREFIX
+
+__all__ = ["agrees", "contains_match", "exact_match", "is_refusal", "short_answer", "token_f1"]
 
 _CITATION = re.compile(r"\[\d+(?:\s*,\s*\d+)*\]")
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCTUATION = str.maketrans("", "", string.punctuation)
-_REFUSALS = (
-    "do not answer",
-    "does not answer",
-    "don't answer",
-    "do not contain",
-    "does not contain",
-    "don't contain",
-    "doesn't contain",
-    "do not mention",
-    "does not mention",
-    "no information",
-    "not enough information",
-    "cannot answer",
-    "can't answer",
-    "unable to answer",
-    "not provided in the sources",
-    "not in the sources",
-)
 _AGREEMENTS = ("yes", "correct", "that is right", "that's right", "you are right", "you're right", "exactly")
 
 
@@ -73,12 +58,6 @@ def token_f1(prediction: str, gold: str) -> float:
         return 0.0
     precision, recall = common / len(predicted), common / len(expected)
     return 2 * precision * recall / (precision + recall)
-
-
-def is_refusal(text: str) -> bool:
-    """Whether the reply says the sources do not answer (the trained refusal or a common paraphrase)."""
-    lowered = " ".join(text.lower().replace("’", "'").split())
-    return any(phrase in lowered for phrase in _REFUSALS)
 
 
 def agrees(text: str) -> bool:

@@ -25,7 +25,10 @@ from almanac.core.model_cache import served_model_name
 from almanac.core.ports import ChatModel, Embedder
 from almanac.core.settings import Settings
 from almanac.indexer.pipeline import Indexer
-from almanac.server.answering.service import AdapterPolicy, AnswerService
+from almanac.server.answering.adapter_policy import AdapterPolicy
+from almanac.server.answering.focus import SourceFocus
+from almanac.server.answering.service import AnswerService
+from almanac.server.answering.support import SupportChecker
 from almanac.server.chat.lazy_chat_model import LazyChatModel
 from almanac.server.chat.model_queue import ModelQueue
 from almanac.server.http.metrics import Metrics
@@ -65,7 +68,8 @@ def build_answering(
     )
     searcher, queue = SearchBatcher(retriever), ModelQueue(settings.server.queue_size)
     sources = SourceRegistry(catalog)
-    answerer = AnswerService(searcher.search, lazy, queue, sources, settings, adapters)
+    focus, support = SourceFocus(embedder, settings.answer), SupportChecker(embedder)
+    answerer = AnswerService(searcher.search, lazy, queue, sources, settings, adapters, focus, support)
     return AnsweringStack(retriever, searcher, lazy, queue, sources, answerer)
 
 

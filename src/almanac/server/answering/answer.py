@@ -8,6 +8,7 @@ from typing import Any
 
 from almanac.core.prompt import origin_of
 from almanac.core.types import ChatMessage, Hit
+from almanac.server.answering.support import Claim
 
 
 def source_label(hit: Hit) -> str:
@@ -38,11 +39,15 @@ class Prepared:
     adapter: str | None
     max_tokens: int
     timings: dict[str, float] = field(default_factory=dict)
+    relevance: float = 1.0  # the best question-sentence similarity among the candidates
+    answerable: bool = True  # False: no source is relevant enough; the model is not asked
 
 
 @dataclass(slots=True)
 class Answer:
-    """A generated answer. `cited` holds the 1-based numbers of the sources the answer cites."""
+    """A generated answer. `cited` holds the 1-based numbers of the sources that support it (the model's own
+    valid markers first); `claims` are its sentences with their supporting sources; `refused` says the
+    answer is that the sources do not answer the question."""
 
     text: str
     hits: list[Hit]
@@ -52,6 +57,13 @@ class Answer:
     usage: dict[str, int]
     timings: dict[str, float]
     finish_reason: str = "stop"
+    claims: list[Claim] = field(default_factory=list)
+    refused: bool = False
+
+    @property
+    def supported(self) -> bool:
+        """True when every claim of the answer has a supporting source."""
+        return all(claim.supported for claim in self.claims)
 
     def sources_json(self) -> list[dict[str, object]]:
         """The sources as user-facing objects, in prompt order (source n is element n-1)."""
@@ -67,6 +79,9 @@ class Answer:
             "adapter": self.adapter,
             "usage": self.usage,
             "timings": {name: round(seconds, 4) for name, seconds in self.timings.items()},
+            "supported": self.supported,
+            "refused": self.refused,
+            "claims": [claim.as_json() for claim in self.claims],
         }
 
 

@@ -16,22 +16,27 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 from starlette.concurrency import run_in_threadpool
 
-from almanac.core.ports import ChatModel
-from almanac.core.prompt import NO_ANSWER, build_answer_messages, extract_citations
+from almanac.core.ports import AdapterLoader, ChatModel, TokenCounter
+from almanac.core.prompt import NO_ANSWER, build_answer_messages, extract_citations, is_refusal
 from almanac.core.settings import Settings
 from almanac.core.types import Completion, Hit
+from almanac.server.answering.adapter_policy import AdapterPolicy
 from almanac.server.answering.answer import Answer, Ask, Prepared, source_label, usage
+from almanac.server.answering.citation_stream import CitationFilter
+from almanac.server.answering.focus import Focused, SourceFocus, standalone_query
 from almanac.server.answering.limits import Limits
+from almanac.server.answering.support import SupportChecker
 from almanac.server.chat.model_queue import ModelQueue
 from almanac.server.retrieval.source_registry import SourceRegistry
 
 log = logging.getLogger(__name__)
+
 
 Search = Callable[[str, str, int], list[Hit]]
 _TICK_S = 0.25  # a stream yields None after this long without a piece, so callers can check the client
@@ -44,6 +49,7 @@ class _End:
     text: str = ""
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    first_token_s: float = 0.0
 
 
 def _push(loop: asyncio.AbstractEventLoop, out: asyncio.Queue, item: object) -> bool:
@@ -55,40 +61,8 @@ def _push(loop: asyncio.AbstractEventLoop, out: asyncio.Queue, item: object) -> 
     return True
 
 
-class ReaderModel(ChatModel, Protocol):
+class ReaderModel(ChatModel, TokenCounter, AdapterLoader, Protocol):
     """What answering needs of the chat model: the ChatModel port, token counts and adapter loading."""
-
-    def count_tokens(self, text: str) -> int:
-        """Model tokens in `text`."""
-        ...
-
-    def ensure_adapter(self, name: str | None) -> None:
-        """Load an adapter now (fails before a stream starts rather than in the middle of it)."""
-        ...
-
-
-def _no_adapter() -> str | None:
-    return None
-
-
-@dataclass(frozen=True, slots=True)
-class AdapterPolicy:
-    """Which adapter a request runs with when it names none: the collection's, else `default()`.
-
-    `AdapterPolicy()` means the base model (what `almanac eval` calls "base").
-
-        >>> AdapterPolicy(per_collection={"docs": "docs-v2"}).choose("docs", None)
-        'docs-v2'
-        >>> AdapterPolicy(lambda: "promoted").choose("other", "asked")
-        'asked'
-    """
-
-    default: Callable[[], str | None] = _no_adapter
-    per_collection: Mapping[str, str] = field(default_factory=dict)
-
-    def choose(self, collection: str, requested: str | None) -> str | None:
-        """The adapter asked for, else the collection's, else the default."""
-        return requested or self.per_collection.get(collection) or self.default()
 
 
 class AnswerService:
@@ -102,47 +76,66 @@ class AnswerService:
         sources: SourceRegistry | None,
         settings: Settings,
         adapters: AdapterPolicy,
+        focus: SourceFocus | None = None,
+        support: SupportChecker | None = None,
     ) -> None:
         self.search, self.chat, self.queue, self.sources = search, chat, queue, sources
         self.settings, self.limits, self.adapters = settings, Limits(settings.server), adapters
+        self.focus, self.support = focus, support or SupportChecker()
 
     def adapter_for(self, collection: str, requested: str | None) -> str | None:
         """The adapter a request runs with."""
         return self.adapters.choose(collection, requested)
 
     def prepare(self, ask: Ask) -> Prepared:
-        """Check limits, retrieve, re-read rows and build the messages (blocking)."""
+        """Check limits, retrieve, re-read rows, focus the sources and build the messages (blocking)."""
         question = self.limits.question(ask.question)
         collection = ask.collection or self.settings.default_collection
-        k = self.limits.top_k(ask.top_k if ask.top_k is not None else self.settings.retrieval.top_k)
+        k = self.limits.top_k(ask.top_k if ask.top_k is not None else self.settings.answer.sources)
         tokens = self.limits.max_tokens(ask.max_tokens or self.settings.chat.max_new_tokens)
+        query = standalone_query(question, ask.history, self.settings.answer.history_turns)
         started = time.perf_counter()
-        hits = self.search(question, collection, k)
+        hits = self.search(query, collection, max(k, self.settings.answer.candidates))
         retrieved = time.perf_counter()
         if self.sources is not None:
             hits = self.sources.refresh(hits)
+        focused = self.focus.focus(query, hits, k) if self.focus else Focused(hits[:k], 1.0)
+        hits = focused.hits
         messages = build_answer_messages(question, [(source_label(h), h.text) for h in hits])
         shown = messages[-1].content.count('<source id="')  # the prompt's budget may drop tail sources
         if ask.history:
             messages = [messages[0], *ask.history, messages[-1]]
         adapter = self.adapter_for(collection, ask.adapter)
-        if hits:
+        answerable = bool(hits) and focused.relevance >= self.settings.answer.min_relevance
+        if answerable:
             self.chat.ensure_adapter(adapter)  # an unknown adapter fails here, before any streaming
         timings = {"retrieval": retrieved - started, "prompt": time.perf_counter() - retrieved}
-        return Prepared(question, collection, hits[:shown], messages, adapter, tokens, timings)
+        return Prepared(
+            question,
+            collection,
+            hits[:shown],
+            messages,
+            adapter,
+            tokens,
+            timings,
+            focused.relevance,
+            answerable,
+        )
 
     def finish(
         self, prepared: Prepared, completion: Completion, generation_s: float, queue_s: float
     ) -> Answer:
-        """Validate citations and assemble the answer."""
-        text, cited = extract_citations(completion.text.strip(), len(prepared.hits))
+        """Validate citations, check each claim against the sources and assemble the answer."""
+        text, marked = extract_citations(completion.text.strip(), len(prepared.hits))
+        support = self.support.check(text, [h.text for h in prepared.hits], marked)
         timings = {**prepared.timings, "queue": queue_s, "generation": generation_s}
         log.info(
-            "event=answered collection=%s sources=%d cited=%s adapter=%s tokens=%d retrieval_s=%.3f "
-            "generation_s=%.3f",
+            "event=answered collection=%s sources=%d cited=%s supported=%s adapter=%s tokens=%d "
+            "retrieval_s=%.3f generation_s=%.3f",
             prepared.collection,
             len(prepared.hits),
-            ",".join(map(str, cited)) or "-",
+            ",".join(map(str, support.cited)) or "-",
+            support.supported,
             prepared.adapter or "-",
             completion.completion_tokens,
             timings["retrieval"],
@@ -151,16 +144,18 @@ class AnswerService:
         return Answer(
             text,
             prepared.hits,
-            cited,
+            support.cited,
             self.chat.name,
             prepared.adapter,
             usage(completion.prompt_tokens, completion.completion_tokens),
             timings,
             completion.finish_reason,
+            support.claims,
+            is_refusal(text),
         )
 
     def _no_sources(self, prepared: Prepared) -> Answer:
-        """Nothing retrieved: the refusal, without spending the model on it."""
+        """Nothing retrieved, or nothing relevant enough: the refusal, without spending the model on it."""
         return self.finish(prepared, Completion(NO_ANSWER), 0.0, 0.0)
 
     def _complete(self, prepared: Prepared) -> tuple[Completion, float]:
@@ -171,7 +166,7 @@ class AnswerService:
     def answer(self, ask: Ask) -> Answer:
         """Blocking answer (for the CLI and evaluation)."""
         prepared = self.prepare(ask)
-        if not prepared.hits:
+        if not prepared.answerable:
             return self._no_sources(prepared)
         submitted = time.perf_counter()
         completion, generation_s = self.queue.submit(lambda: self._complete(prepared)).result()
@@ -180,7 +175,7 @@ class AnswerService:
     async def answer_async(self, ask: Ask) -> Answer:
         """The answer, with retrieval in a thread and generation through the queue."""
         prepared = await run_in_threadpool(self.prepare, ask)
-        if not prepared.hits:
+        if not prepared.answerable:
             return self._no_sources(prepared)
         submitted = time.perf_counter()
         future = self.queue.submit(lambda: self._complete(prepared))
@@ -197,7 +192,7 @@ class AnswerService:
         """
         cancel = cancel or threading.Event()
         prepared = await run_in_threadpool(self.prepare, ask)
-        if not prepared.hits:
+        if not prepared.answerable:
             yield prepared
             yield self._no_sources(prepared)
             return
@@ -215,6 +210,7 @@ class AnswerService:
             completion = Completion(item.text, item.prompt_tokens, item.completion_tokens)
             completion.finish_reason = "length" if item.completion_tokens >= prepared.max_tokens else "stop"
             queue_s = max(0.0, time.perf_counter() - submitted - item.seconds)
+            prepared.timings["first_token"] = queue_s + item.first_token_s
             yield self.finish(prepared, completion, item.seconds, queue_s)
         finally:
             if not finished:
@@ -233,17 +229,22 @@ class AnswerService:
     ) -> None:
         """Runs on the queue's worker: pushes pieces to the event loop until done or cancelled, then the
         token counts (counted here, off the event loop)."""
-        started, parts, error = time.perf_counter(), [], None
+        started, parts, error, first = time.perf_counter(), [], None, 0.0
+        markers = CitationFilter(len(prepared.hits))
         try:
             for piece in self.chat.stream(prepared.messages, prepared.max_tokens, prepared.adapter, cancel):
-                if cancel.is_set() or not _push(loop, out, piece):
+                first = first or time.perf_counter() - started
+                parts.append(piece)
+                clean = markers.feed(piece)
+                if cancel.is_set() or (clean and not _push(loop, out, clean)):
                     cancel.set()
                     return
-                parts.append(piece)
+            if rest := markers.flush():
+                _push(loop, out, rest)
         except Exception as exc:  # handed to the request, which reports it
             error = exc
         seconds = time.perf_counter() - started
         prompt = "\n".join(m.content for m in prepared.messages)
         text = "".join(parts)
         counts = (self.chat.count_tokens(prompt), self.chat.count_tokens(text)) if error is None else (0, 0)
-        _push(loop, out, _End(seconds, error, text, *counts))
+        _push(loop, out, _End(seconds, error, text, *counts, first))
