@@ -67,6 +67,28 @@ class RetrievalSettings(BaseModel):
     rrf_k: int = Field(60, ge=1)
 
 
+class AnswerSettings(BaseModel):
+    """What the reader sees: the best few sources, long passages focused on the sentences that match."""
+
+    sources: int = Field(3, ge=1, le=50, description="sources shown to the chat model (and returned)")
+    candidates: int = Field(
+        8, ge=1, le=100, description="hits retrieved before the embedding model picks the best `sources`"
+    )
+    focus_sentences: int = Field(
+        4, ge=0, le=100, description="a long passage keeps its best sentences (0: passages are kept whole)"
+    )
+    long_chars: int = Field(400, ge=0, description="passages longer than this many characters are focused")
+    min_relevance: float = Field(
+        0.0,
+        ge=-1.0,
+        le=1.0,
+        description="best question-sentence cosine below which the answer is a refusal, without the model",
+    )
+    history_turns: int = Field(
+        2, ge=0, le=20, description="earlier user turns joined to a follow-up question for retrieval"
+    )
+
+
 class ChatSettings(BaseModel):
     """The chat model that answers."""
 
@@ -119,6 +141,7 @@ class Settings(BaseSettings):
     catalog: CatalogSettings = CatalogSettings()
     ingest: IngestSettings = IngestSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
+    answer: AnswerSettings = AnswerSettings()
     chat: ChatSettings = ChatSettings()
     server: ServerSettings = ServerSettings()
 
