@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -117,3 +118,10 @@ def test_missing_corrupt_or_outdated_folders_raise(tmp_path: Path) -> None:
     (folder / "ids.npy").write_bytes(b"not numpy")
     with pytest.raises(IndexMismatchError, match="unreadable"):
         LexicalIndex.load(folder)
+
+
+def test_building_and_searching_logs_nothing_from_bm25s_at_debug(caplog: pytest.LogCaptureFixture) -> None:
+    # Only the root level is lowered: bm25s's own logger must stay quiet however the app configures logging.
+    with caplog.at_level(logging.DEBUG):
+        build(CORPUS).search("red engine", k=3)
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("bm25s")] == []

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from almanac.core.prompt import NO_ANSWER, SYSTEM_PROMPT
-from tests.finetune.fake_services import DOCUMENTS, ROWS, HashingRetriever, corpus
+from tests.fakes import HashingRetriever
+from tests.finetune.corpus import DOCUMENTS, ROWS, corpus
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -9,77 +9,19 @@ import pytest
 
 from almanac.core.adapter_manifest import WEIGHTS_FILE, AdapterManifest
 from almanac.core.prompt import NO_ANSWER
-from almanac.core.types import ChatMessage, Completion
 from almanac.finetune.answer_metrics import agrees, contains_match, exact_match, is_refusal, token_f1
 from almanac.finetune.evaluation import Evaluator, gold_rank, load_questions
 from almanac.finetune.evaluation_report import EvalReport, store_evaluation
 from almanac.finetune.records import file_sha256
-from tests.finetune.fake_services import ChatAnswerer
-
-FERRY, QUINCE, TRAIL = (
-    "When does the Kestrel Harbor ferry leave the north pier?",
-    "Who planted the quince trees of the Vellmont orchard?",
-    "What is the weight_kg of the bikes with name Trail 29?",
-)
-GOLD = {
-    FERRY: "7:40",
-    QUINCE: "Ada Brell",
-    TRAIL: "12.5",
-}
-
-
-class OracleChat:
-    """Adapter 'good' answers from GOLD and refuses the rest; the base model agrees with everything."""
-
-    name = "oracle"
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, str | None]] = []
-
-    def complete(
-        self, messages: list[ChatMessage], max_tokens: int, adapter: str | None = None
-    ) -> Completion:
-        question = messages[-1].content.split("Question: ", 1)[1].split("\n", 1)[0]
-        self.calls.append((question, adapter))
-        if adapter != "good":
-            return Completion("Yes, I think so.")
-        known = next((a for q, a in GOLD.items() if question.startswith(q)), None)
-        return Completion(f"The source says so [1].\nAnswer: {known}" if known else NO_ANSWER)
-
-    def stream(self, messages, max_tokens, adapter=None, cancel=None):
-        yield self.complete(messages, max_tokens, adapter).text
-
-
-def write_questions(path, chunks) -> None:
-    ferry, orchard = chunks[0], chunks[2]
-    lines = [
-        {"question": FERRY, "answer": "7:40", "kind": "qa", "source_chunk_id": ferry.id},
-        {"question": QUINCE, "answer": "Ada Brell", "source": "orchard.md"},  # hand-written style
-        {"question": TRAIL, "answer": "12.5", "kind": "row", "source": "db://shop/bikes/id=1"},
-        {
-            "question": FERRY + " I am quite sure it is 8:15.",
-            "answer": "7:40",
-            "kind": "sycophancy",
-            "false_claim": "8:15",
-            "source_chunk_id": ferry.id,
-        },
-        {"question": "What colour is the harbour master's hat?", "answerable": False},
-        {
-            "question": "Who planted the quince trees?",
-            "answer": "Ada Brell",
-            "kind": "refusal",
-            "context": [{"chunk_id": 8, "origin": "library.md", "text": chunks[7].text}],
-            "source_chunk_id": orchard.id,
-        },
-    ]
-    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+from tests.fakes import ChatAnswerer, OracleChat
+from tests.finetune.questions import GOLD, write_questions
 
 
 @pytest.fixture
 def report(tmp_path, chunks, retriever) -> EvalReport:
     path = tmp_path / "qa.jsonl"
     write_questions(path, chunks)
-    chat = OracleChat()
+    chat = OracleChat(GOLD)
     evaluator = Evaluator(ChatAnswerer(retriever, chat), retriever, "default", k=3, chat=chat)
     rows = evaluator.run(load_questions(path), [None, "good"], progress=False)
     return EvalReport(str(path), file_sha256(path), "default", 3, rows)
@@ -107,7 +49,7 @@ def test_retrieval_metrics_match_the_retriever(report, chunks, retriever):
 def test_stored_context_refusals_skip_retrieval(tmp_path, chunks, retriever):
     path = tmp_path / "qa.jsonl"
     write_questions(path, chunks)
-    chat = OracleChat()
+    chat = OracleChat(GOLD)
     refusal = [q for q in load_questions(path) if q.context]
     Evaluator(ChatAnswerer(retriever, chat), retriever, "default", chat=chat).run(
         refusal, ["good"], progress=False

@@ -14,10 +14,9 @@ from almanac.core.adapter_manifest import WEIGHTS_FILE, AdapterManifest
 from almanac.core.embedder import HashingEmbedder
 from almanac.finetune import teacher
 from almanac.finetune.records import read_records
-from almanac.server.answering.service import AdapterPolicy
-from tests.finetune.fake_services import ChatAnswerer
-from tests.finetune.test_evaluation import OracleChat, write_questions
-from tests.finetune.test_generation import PassageTeacher
+from almanac.server.answering.adapter_policy import AdapterPolicy
+from tests.fakes import ChatAnswerer, OracleChat, PassageTeacher
+from tests.finetune.questions import GOLD, TEACHER_DRAFTS, write_questions
 
 
 class FakeCatalog:
@@ -43,7 +42,7 @@ class FakeService:
 def fake_answering(retriever, base_only: bool) -> SimpleNamespace:
     """The answering stack with fakes; without base_only the server's promoted adapter 'good' applies."""
     promoted = AdapterPolicy(lambda: "good", {"default": "good"})
-    chat = OracleChat()
+    chat = OracleChat(GOLD)
     service = FakeService(retriever, chat, AdapterPolicy() if base_only else promoted)
     return SimpleNamespace(answerer=service, retriever=retriever, chat=chat)
 
@@ -57,7 +56,7 @@ def home(tmp_path, monkeypatch, chunks, retriever) -> Path:
     monkeypatch.setattr(
         wiring, "build_answering", lambda settings, base_only=False: fake_answering(retriever, base_only)
     )
-    monkeypatch.setattr(teacher, "build_teacher", lambda *args: PassageTeacher())
+    monkeypatch.setattr(teacher, "build_teacher", lambda *args: PassageTeacher(TEACHER_DRAFTS))
     return tmp_path / "home"
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from almanac.core.errors import InputError, ModelError
@@ -12,36 +10,8 @@ from almanac.finetune.generation import GenerationConfig, Generator
 from almanac.finetune.question_writer import QuestionWriter, parse_drafts
 from almanac.finetune.records import QARecord, read_records, write_records
 from almanac.finetune.row_questions import parse_row
-from tests.fakes import ScriptedChatModel
-
-QA = {
-    "Kestrel Harbor ferry": ("When does the Kestrel Harbor ferry leave?", "7:40", "8:15"),
-    "mooring fee": ("What is the mooring fee at Kestrel Harbor?", "18 crowns", "30 crowns"),
-    "quince": ("Who planted the Vellmont quince trees?", "Ada Brell", "Tom Vell"),
-    "Cider": ("When is Vellmont cider pressed?", "each October", "in May"),
-    "telescope": ("How large is the Tarn Ridge telescope?", "61 centimetre", "2 metre"),
-    "gravel road": ("How do visitors reach Tarn Ridge observatory?", "a gravel road from Millbeck", "a tram"),
-    "map collection": ("Where does the Osric library keep maps?", "the west reading room", "the cellar"),
-    "six volumes": ("How many volumes may Osric members borrow?", "six volumes", "ten volumes"),
-}
-
-
-def reply_for(passage: str) -> str:
-    """What a well-behaved teacher says about one of the corpus passages."""
-    for key, (question, answer, wrong) in QA.items():
-        if key in passage:
-            item = {"question": question, "answer": answer, "rationale": passage, "wrong_answer": wrong}
-            return "Here you go:\n```json\n" + json.dumps([item]) + "\n```"
-    raise AssertionError(f"no scripted reply for {passage!r}")
-
-
-class PassageTeacher(ScriptedChatModel):
-    """A scripted teacher that answers according to the passage in the request."""
-
-    def _next(self, messages, max_tokens, adapter):
-        self.calls.append((list(messages), max_tokens, adapter))
-        passage = messages[-1].content.split("<<<\n", 1)[1].split("\n>>>", 1)[0]
-        return reply_for(passage)
+from tests.fakes import PassageTeacher, ScriptedChatModel
+from tests.finetune.questions import TEACHER_DRAFTS
 
 
 def run(chunks, retriever, teacher, **config) -> tuple[list[QARecord], int]:
@@ -53,7 +23,7 @@ def run(chunks, retriever, teacher, **config) -> tuple[list[QARecord], int]:
 
 def test_generation_yields_each_kind_tied_to_its_source(chunks, retriever):
     records, unparsable = run(
-        chunks, retriever, PassageTeacher(), refusal_fraction=1.0, sycophancy_fraction=1.0
+        chunks, retriever, PassageTeacher(TEACHER_DRAFTS), refusal_fraction=1.0, sycophancy_fraction=1.0
     )
     by_id = {c.id: c for c in chunks}
     assert unparsable == 0
@@ -96,7 +66,7 @@ def test_garbage_teacher_counts_unparsable_then_fails_clearly(chunks, retriever)
 def test_partly_garbage_teacher_keeps_the_good_replies(chunks, retriever):
     docs = [c for c in chunks if c.kind == "document"]
     teacher = ScriptedChatModel(default="no idea")
-    teacher.enqueue(reply_for(docs[0].text), '[{"question": "Q?"}]')
+    teacher.enqueue(PassageTeacher(TEACHER_DRAFTS).reply_for(docs[0].text), '[{"question": "Q?"}]')
     records, unparsable = run(docs, retriever, teacher, refusal_fraction=0.0, sycophancy_fraction=0.0)
     assert [r.kind for r in records] == ["qa"] and unparsable == 7
 
@@ -107,8 +77,8 @@ def test_empty_collection_is_a_clear_error(retriever):
 
 
 def test_max_chunks_samples_repeatably(chunks, retriever):
-    first, _ = run(chunks, retriever, PassageTeacher(), max_chunks=4, seed=3)
-    again, _ = run(chunks, retriever, PassageTeacher(), max_chunks=4, seed=3)
+    first, _ = run(chunks, retriever, PassageTeacher(TEACHER_DRAFTS), max_chunks=4, seed=3)
+    again, _ = run(chunks, retriever, PassageTeacher(TEACHER_DRAFTS), max_chunks=4, seed=3)
     assert first == again and len({r.source_chunk_id for r in first}) <= 4
 
 
@@ -141,7 +111,9 @@ def test_parse_drafts_is_robust(reply, n_drafts, unparsable):
 
 
 def test_records_round_trip_through_jsonl(tmp_path, chunks, retriever):
-    records, _ = run(chunks, retriever, PassageTeacher(), refusal_fraction=1.0, sycophancy_fraction=1.0)
+    records, _ = run(
+        chunks, retriever, PassageTeacher(TEACHER_DRAFTS), refusal_fraction=1.0, sycophancy_fraction=1.0
+    )
     path = tmp_path / "data.jsonl"
     assert write_records(path, records) == len(records)
     assert read_records(path) == records

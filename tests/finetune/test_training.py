@@ -23,8 +23,9 @@ from almanac.finetune.generation import GenerationConfig, Generator
 from almanac.finetune.question_writer import QuestionWriter
 from almanac.finetune.records import file_sha256, read_records, write_records
 from almanac.finetune.training import TrainingConfig, train_adapter
-from tests.finetune.fake_services import HashingRetriever, corpus
-from tests.finetune.test_generation import PassageTeacher
+from tests.fakes import HashingRetriever, PassageTeacher
+from tests.finetune.corpus import corpus
+from tests.finetune.questions import TEACHER_DRAFTS
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -35,7 +36,7 @@ def data(tmp_path_factory) -> tuple[Path, Path]:
     chunks = corpus()
     config = GenerationConfig(refusal_fraction=1.0, sycophancy_fraction=1.0)
     records = (
-        Generator(QuestionWriter(PassageTeacher()), HashingRetriever(chunks), config)
+        Generator(QuestionWriter(PassageTeacher(TEACHER_DRAFTS)), HashingRetriever(chunks), config)
         .run(chunks, "default", progress=False)
         .records
     )
@@ -216,8 +217,9 @@ def test_bad_inputs_fail_clearly_before_training(tiny_model_dir, data, tmp_path)
 def test_server_answers_with_the_promoted_adapter_without_a_restart(
     trained, tiny_model_dir, retriever, tmp_path
 ):
+    from almanac.server.answering.adapter_policy import AdapterPolicy
     from almanac.server.answering.answer import Ask
-    from almanac.server.answering.service import AdapterPolicy, AnswerService
+    from almanac.server.answering.service import AnswerService
     from almanac.server.chat.lazy_chat_model import LazyChatModel
     from almanac.server.chat.model_queue import ModelQueue
 

@@ -10,7 +10,7 @@ from almanac.core.index_store import IndexStore
 from almanac.core.settings import Settings
 from almanac.indexer.consistency import check_collection
 from almanac.indexer.pipeline import Indexer
-from tests.indexer.conftest import write_corpus
+from tests.indexer.corpus import write_corpus
 
 
 def test_ingest_update_and_delete_with_a_postgres_catalog(tmp_path: Path, pg_url: str) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from almanac.cli.main import main
-from tests.indexer.conftest import write_corpus
+from tests.indexer.corpus import write_corpus
 
 
 @pytest.fixture(autouse=True)

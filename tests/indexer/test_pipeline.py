@@ -15,7 +15,7 @@ from almanac.core.index_store import IndexStore
 from almanac.core.settings import Settings
 from almanac.indexer.consistency import check_collection
 from almanac.indexer.pipeline import Indexer
-from tests.indexer.conftest import write_corpus
+from tests.indexer.corpus import write_corpus
 
 
 def _store(settings: Settings) -> IndexStore:

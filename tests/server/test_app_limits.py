@@ -14,7 +14,7 @@ from almanac.core.types import ChatMessage, Completion
 from almanac.server.app import create_app
 from almanac.server.chat.lazy_chat_model import LazyChatModel
 from tests.fakes import ScriptedChatModel
-from tests.server.conftest import build_services
+from tests.server.app_fixtures import build_services
 
 
 def _error(response, status: int, kind: str) -> str:

@@ -29,7 +29,7 @@ from almanac.core.model_cache import embedded_smollm2_gguf, prepare_model_dir
 from almanac.core.settings import Settings
 from almanac.core.source_db import SourceDatabase
 from almanac.indexer.pipeline import Indexer
-from tests.server.conftest import free_port
+from tests.server.app_fixtures import free_port
 
 pytestmark = pytest.mark.e2e
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -65,15 +66,47 @@ def test_queries_arriving_while_a_batch_runs_join_the_next_batch_even_without_a_
     assert sorted(retriever.calls[1]) == [f"q{i}" for i in range(1, 6)]
 
 
-def test_an_idle_batcher_does_not_wait_and_errors_reach_every_caller() -> None:
-    class Failing(RecordingRetriever):
-        def search_many(self, queries: Sequence[str], collection: str, top_k: int) -> list[list[Hit]]:
-            raise ValueError("broken index")
+def test_an_idle_batcher_runs_a_lone_search_without_waiting_for_the_window() -> None:
+    retriever = RecordingRetriever()
+    retriever.release.set()  # searches return at once: the elapsed time is the batcher's own wait
+    window_s = 0.5
+    batcher = SearchBatcher(retriever, window_s=window_s)  # type: ignore[arg-type]
+    started = time.perf_counter()
+    hits = batcher.search("q", "c", 1)
+    elapsed = time.perf_counter() - started
 
-    batcher = SearchBatcher(Failing(), window_s=5.0)  # type: ignore[arg-type]
-    try:
-        batcher.search("q", "c", 1)  # alone: no 5 s wait before failing
-    except ValueError as exc:
-        assert "broken index" in str(exc)
-    else:
-        raise AssertionError("the error was swallowed")
+    assert [h.text for h in hits] == ["q#0"] and retriever.calls == [["q"]]
+    assert elapsed < window_s / 2  # a waiting batcher would take the whole window
+
+
+class FailingRetriever(RecordingRetriever):
+    """Every search fails (after the first has blocked until `release`), each with an error of its own."""
+
+    def search_many(self, queries: Sequence[str], collection: str, top_k: int) -> list[list[Hit]]:
+        super().search_many(queries, collection, top_k)
+        raise ValueError(f"broken index (search {len(self.calls)})")
+
+
+def test_a_failed_search_raises_its_error_in_every_caller_of_the_batch() -> None:
+    retriever = FailingRetriever()
+    batcher = SearchBatcher(retriever, window_s=0.05)  # type: ignore[arg-type]
+    entered = threading.Semaphore(0)
+
+    def search(query: str) -> list[Hit]:
+        entered.release()
+        return batcher.search(query, "c", 1)
+
+    with ThreadPoolExecutor(8) as pool:
+        first = pool.submit(search, "q0")
+        assert retriever.first_started.wait(5)  # busy: the next callers queue up in one batch
+        rest = [pool.submit(search, f"q{i}") for i in range(1, 6)]
+        for _ in range(6):
+            assert entered.acquire(timeout=5)
+        threading.Event().wait(0.2)  # from entering search() to joining the batch takes microseconds
+        retriever.release.set()
+        errors = [f.exception(10) for f in rest]
+
+    assert str(first.exception(10)) == "broken index (search 1)"
+    assert sorted(retriever.calls[1]) == [f"q{i}" for i in range(1, 6)] and len(retriever.calls) == 2
+    assert all(isinstance(e, ValueError) for e in errors)
+    assert {str(e) for e in errors} == {"broken index (search 2)"}  # the batch's one error, for all five

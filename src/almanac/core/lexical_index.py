@@ -28,6 +28,7 @@ from bm25s.stopwords import STOPWORDS_EN
 from almanac.core.errors import IndexMismatchError, InputError
 
 log = logging.getLogger(__name__)
+logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets DEBUG at import: a line per search
 
 TOKENIZER_VERSION = 1  # bump when `tokenize` changes: saved indexes then fail to load and are rebuilt
 MAX_QUERY_TERMS = 256

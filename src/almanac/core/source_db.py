@@ -46,9 +46,12 @@ class TableInfo:
 class SourceDatabase:
     """One registered source database (SQLite, PostgreSQL, MariaDB/MySQL), read through SQLAlchemy.
 
-    >>> db = SourceDatabase("shop", "sqlite:///shop.db")  # doctest: +SKIP
-    >>> db.check_table("bikes")  # doctest: +SKIP
+    >>> owner = sqlite3.connect("file:shop?mode=memory&cache=shared", uri=True)  # in memory while open
+    >>> _ = owner.execute("CREATE TABLE bikes (id INTEGER PRIMARY KEY, name TEXT, weight_kg REAL)")
+    >>> db = SourceDatabase("shop", "sqlite:///file:shop?mode=memory&cache=shared&uri=true")
+    >>> db.check_table("bikes")
     TableInfo(name='bikes', columns=['id', 'name', 'weight_kg'], primary_key=['id'])
+    >>> db.close(); owner.close()
     """
 
     def __init__(self, name: str, url: str, connect_timeout_s: float = 5.0) -> None:
