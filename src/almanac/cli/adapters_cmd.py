@@ -6,21 +6,44 @@ import argparse
 import json
 from dataclasses import asdict
 
+from almanac.cli.command_parser import CommandParser, examples
 from almanac.core.settings import Settings
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[CommandParser]) -> None:
     """Add `adapters`."""
-    adapters = sub.add_parser("adapters", help="list, promote or roll back LoRA adapters")
-    actions = adapters.add_subparsers(dest="adapters_command", required=True, metavar="ACTION")
-    p = actions.add_parser("list", help="adapters and the default")
-    p.add_argument("--json", action="store_true")
+    adapters = sub.add_parser(
+        "adapters",
+        help="list, promote or roll back LoRA adapters",
+        epilog=examples(
+            "almanac adapters list", "almanac adapters promote support-v2", "almanac adapters rollback"
+        ),
+    )
+    actions = adapters.add_subparsers(
+        dest="adapters_command", required=True, metavar="ACTION", help="what to do with the adapters"
+    )
+    p = actions.add_parser(
+        "list", help="adapters and the default", epilog=examples("almanac adapters list --json")
+    )
+    p.add_argument(
+        "--json", action="store_true", help="print the default and every adapter's manifest as JSON"
+    )
     p.set_defaults(func=cmd_adapters_list)
-    p = actions.add_parser("promote", help="make an adapter the server's default (no restart)")
-    p.add_argument("name")
+    p = actions.add_parser(
+        "promote",
+        help="make an adapter the server's default (no restart)",
+        description="Make an adapter the server's default. Unless --force, its stored evaluation\n"
+        "(`almanac eval --save`) must score at least as well as the current default's.",
+        epilog=examples("almanac adapters promote support-v2", "almanac adapters promote support-v3 --force"),
+    )
+    p.add_argument("name", help="adapter to make the default (a name from `almanac adapters list`)")
     p.add_argument("--force", action="store_true", help="promote even without or with a worse evaluation")
     p.set_defaults(func=cmd_adapters_promote)
-    p = actions.add_parser("rollback", help="return to the default before the last promotion")
+    p = actions.add_parser(
+        "rollback",
+        help="return to the default before the last promotion",
+        epilog=examples("almanac adapters rollback"),
+    )
     p.set_defaults(func=cmd_adapters_rollback)
 
 

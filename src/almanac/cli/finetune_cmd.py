@@ -11,48 +11,107 @@ import os
 import sys
 from pathlib import Path
 
+from almanac.cli.command_parser import CommandParser, examples
 from almanac.core.settings import Settings
 
+_GENERATE_EXAMPLES = examples(
+    "almanac finetune generate -c handbook --max-chunks 200",
+    "almanac finetune generate -c handbook --teacher-url http://localhost:8001/v1 --teacher-model qwen2.5-7b",
+)
+_TRAIN_EXAMPLES = examples(
+    "almanac finetune train --name handbook-v1 --data .almanac/finetune/handbook",
+    "almanac finetune train --name handbook-v2 --data .almanac/finetune/handbook --epochs 3 --lr 1e-4",
+)
+_EVAL_EXAMPLES = examples(
+    "almanac eval .almanac/finetune/handbook/test.jsonl -c handbook --adapter handbook-v1 --save"
+)
 
-def register(sub: argparse._SubParsersAction) -> None:
+
+def register(sub: argparse._SubParsersAction[CommandParser]) -> None:
     """Add `finetune` and `eval`."""
-    finetune = sub.add_parser("finetune", help="generate QA data, train and evaluate LoRA adapters")
-    steps = finetune.add_subparsers(dest="finetune_command", required=True, metavar="STEP")
-    _add_generate(steps.add_parser("generate", help="QA dataset from a collection, curated and split"))
-    _add_train(steps.add_parser("train", help="train a LoRA adapter on a generated dataset"))
-    _add_eval(steps.add_parser("eval", help="evaluate base model vs adapter on a QA JSONL"))
-    _add_eval(sub.add_parser("eval", help="evaluate base model vs adapter on a QA JSONL"))
+    finetune = sub.add_parser(
+        "finetune",
+        help="generate QA data, train and evaluate LoRA adapters",
+        description="Fine-tune the chat model on a collection: generate a QA dataset, train a LoRA adapter\n"
+        "on it, evaluate it against the base model, then `almanac adapters promote` it.",
+        epilog=examples(
+            "almanac finetune generate -c handbook",
+            "almanac finetune train --name handbook-v1 --data .almanac/finetune/handbook",
+            "almanac finetune eval .almanac/finetune/handbook/test.jsonl -c handbook --adapter handbook-v1",
+        ),
+    )
+    steps = finetune.add_subparsers(
+        dest="finetune_command", required=True, metavar="STEP", help="the step to run"
+    )
+    evaluate = "evaluate base model vs adapter on a QA JSONL"
+    generate = "QA dataset from a collection, curated and split"
+    _add_generate(steps.add_parser("generate", help=generate, epilog=_GENERATE_EXAMPLES))
+    _add_train(
+        steps.add_parser("train", help="train a LoRA adapter on a generated dataset", epilog=_TRAIN_EXAMPLES)
+    )
+    _add_eval(steps.add_parser("eval", help=evaluate, epilog=_EVAL_EXAMPLES))
+    _add_eval(sub.add_parser("eval", help=evaluate, epilog=_EVAL_EXAMPLES))
 
 
 def _add_generate(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--collection", "-c", help="collection to read chunks from (default: settings)")
+    p.add_argument(
+        "--collection", "-c", help="collection to read chunks from (default: ALMANAC_DEFAULT_COLLECTION)"
+    )
     p.add_argument("--out", type=Path, help="dataset folder (default: ALMANAC_HOME/finetune/COLLECTION)")
-    p.add_argument("--teacher-model", help="local model folder or 'smollm2' (default: the chat model)")
+    p.add_argument(
+        "--teacher-model",
+        help="local model folder or 'smollm2'; with --teacher-url, the endpoint's model name "
+        "(default: the chat model)",
+    )
     p.add_argument("--teacher-url", help="OpenAI-compatible base URL, e.g. http://localhost:8001/v1")
     p.add_argument("--teacher-api-key-env", default="OPENAI_API_KEY", help="env var holding the API key")
-    p.add_argument("--questions-per-chunk", type=int, default=3)
-    p.add_argument("--rows-per-chunk", type=int, default=2)
-    p.add_argument("--max-chunks", type=int, help="sample this many chunks (seeded)")
-    p.add_argument("--refusal-fraction", type=float, default=0.25)
-    p.add_argument("--sycophancy-fraction", type=float, default=0.25)
+    p.add_argument("--questions-per-chunk", type=int, default=3, help="teacher questions per chunk")
+    p.add_argument("--rows-per-chunk", type=int, default=2, help="lookup questions per database-row chunk")
+    p.add_argument("--max-chunks", type=int, help="sample this many chunks, seeded (default: every chunk)")
+    p.add_argument(
+        "--refusal-fraction",
+        type=float,
+        default=0.25,
+        help="share of questions also asked with unrelated chunks",
+    )
+    p.add_argument(
+        "--sycophancy-fraction",
+        type=float,
+        default=0.25,
+        help="share of questions also asked with a false claim",
+    )
     p.add_argument("--top-k", type=int, default=5, help="round-trip retrieval depth and context size")
-    p.add_argument("--support-threshold", type=float, default=0.75)
-    p.add_argument("--duplicate-threshold", type=float, default=0.95)
-    p.add_argument("--max-per-source", type=int, default=4)
-    p.add_argument("--validation", type=float, default=0.1, help="share of documents held out")
+    p.add_argument(
+        "--support-threshold",
+        type=float,
+        default=0.75,
+        help="least share of answer words found in the passage",
+    )
+    p.add_argument(
+        "--duplicate-threshold", type=float, default=0.95, help="cosine at which a question is a duplicate"
+    )
+    p.add_argument("--max-per-source", type=int, default=4, help="records kept per source chunk at most")
+    p.add_argument("--validation", type=float, default=0.1, help="share of documents held out for validation")
     p.add_argument("--test", type=float, default=0.1, help="share of documents held out for testing")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of sampling, fractions and splits")
     p.add_argument("--force", action="store_true", help="overwrite an existing dataset folder")
     p.set_defaults(func=cmd_generate)
 
 
-# flags, type, default; each lands on the TrainingConfig field named after its first flag
-_HYPERPARAMETERS: list[tuple[tuple[str, ...], type, float | int]] = [
-    (("--epochs",), float, 2.0), (("--max-steps",), int, -1), (("--learning-rate", "--lr"), float, 2e-4),
-    (("--lora-r",), int, 16), (("--lora-alpha",), int, 32), (("--lora-dropout",), float, 0.0),
-    (("--batch-size",), int, 4), (("--grad-accum",), int, 1), (("--max-length",), int, 2048),
-    (("--save-steps",), int, 50), (("--seed",), int, 0),
-]  # fmt: skip
+# flags, type, default, help; each lands on the TrainingConfig field named after its first flag
+_HYPERPARAMETERS: list[tuple[tuple[str, ...], type, float | int, str]] = [
+    (("--epochs",), float, 2.0, "passes over the training set"),
+    (("--max-steps",), int, -1, "optimizer steps; > 0 overrides --epochs"),
+    (("--learning-rate", "--lr"), float, 2e-4, "peak learning rate"),
+    (("--lora-r",), int, 16, "LoRA rank"),
+    (("--lora-alpha",), int, 32, "LoRA scaling numerator (scale = alpha / r)"),
+    (("--lora-dropout",), float, 0.0, "dropout on LoRA inputs, in [0, 1)"),
+    (("--batch-size",), int, 4, "examples per device step"),
+    (("--grad-accum",), int, 1, "steps whose gradients are summed per optimizer step"),
+    (("--max-length",), int, 2048, "tokens per example; longer ones are cut at the end"),
+    (("--save-steps",), int, 50, "steps between checkpoints (an interrupted run resumes from the last)"),
+    (("--seed",), int, 0, "seed of initialization and shuffling"),
+]
 
 
 def _add_train(p: argparse.ArgumentParser) -> None:
@@ -61,9 +120,9 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--train", type=Path, help="train JSONL (default: DATA/train.jsonl)")
     p.add_argument("--validation", type=Path, help="validation JSONL (default: DATA/validation.jsonl)")
     p.add_argument("--base-model", help="'smollm2' or a local folder (default: the chat model)")
-    for flags, kind, default in _HYPERPARAMETERS:
-        p.add_argument(*flags, type=kind, default=default)
-    p.add_argument("--device", default="auto")
+    for flags, kind, default, text in _HYPERPARAMETERS:
+        p.add_argument(*flags, type=kind, default=default, help=text)
+    p.add_argument("--device", default="auto", help="'auto' (CUDA when present, else CPU), 'cpu' or 'cuda:0'")
     p.add_argument("--force", action="store_true", help="replace an adapter of the same name")
     p.set_defaults(func=cmd_train)
 
@@ -71,7 +130,11 @@ def _add_train(p: argparse.ArgumentParser) -> None:
 def _add_eval(p: argparse.ArgumentParser) -> None:
     p.add_argument("questions", type=Path, help="QA JSONL (e.g. DATA/test.jsonl or a hand-written set)")
     p.add_argument("--adapter", help="adapter to compare with the base model")
-    p.add_argument("--collection", "-c")
+    p.add_argument(
+        "--collection",
+        "-c",
+        help="collection to retrieve from (default: ALMANAC_DEFAULT_COLLECTION, 'default')",
+    )
     p.add_argument("-k", type=int, default=5, help="recall@k depth")
     p.add_argument("--out", type=Path, help="report JSON (default: next to the questions)")
     p.add_argument("--save", action="store_true", help="store the summary in the adapter's manifest")
@@ -136,7 +199,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     validation = args.validation or (args.data / "validation.jsonl" if args.data else None)
     if validation is not None and validation.is_file() and validation.stat().st_size == 0:
         validation = None  # a small corpus may leave the validation split empty
-    fields = [flags[0][2:].replace("-", "_") for flags, _, _ in _HYPERPARAMETERS]
+    fields = [flags[0][2:].replace("-", "_") for flags, _, _, _ in _HYPERPARAMETERS]
     values = {field: getattr(args, field) for field in fields}
     base = args.base_model or settings.chat.model
     config = TrainingConfig(name=args.name, base_model=base, device=args.device, **values)

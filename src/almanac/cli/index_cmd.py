@@ -11,6 +11,7 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 
 from almanac.cli import wiring
+from almanac.cli.command_parser import CommandParser, examples
 from almanac.cli.progress_bar import ProgressBar
 from almanac.core.errors import InputError
 from almanac.core.index_store import IndexStore
@@ -20,40 +21,74 @@ from almanac.indexer.consistency import check_collection
 from almanac.indexer.report import IngestReport
 from almanac.indexer.writer_lock import WriterLock
 
+_COLLECTION_HELP = "collection to use (default: ALMANAC_DEFAULT_COLLECTION, 'default')"
 
-def register(sub: argparse._SubParsersAction) -> None:
+
+def register(sub: argparse._SubParsersAction[CommandParser]) -> None:
     """Add the indexing and search commands."""
-    p = sub.add_parser("ingest", help="index files and folders")
-    p.add_argument("paths", nargs="+", type=Path)
-    p.add_argument("--collection", "-c")
+    p = sub.add_parser(
+        "ingest",
+        help="index files and folders",
+        description="Index files and folders; unchanged files are skipped, changed ones re-indexed.",
+        epilog=examples(
+            "almanac ingest samples/documents", "almanac ingest ~/notes handbook.pdf -c handbook --prune"
+        ),
+    )
+    p.add_argument("paths", nargs="+", type=Path, help="files and folders to index")
+    p.add_argument("--collection", "-c", help=_COLLECTION_HELP)
     p.add_argument("--prune", action="store_true", help="remove documents whose files are gone")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=cmd_ingest)
 
-    p = sub.add_parser("ingest-db", help="index rows of allow-listed database tables")
+    p = sub.add_parser(
+        "ingest-db",
+        help="index rows of allow-listed database tables",
+        epilog=examples(
+            "almanac ingest-db sqlite:///shop.db --name shop --table bikes --table stores",
+            "almanac ingest-db postgresql+psycopg://reader@db/shop -t products -c catalog",
+        ),
+    )
     p.add_argument("url", help="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db")
-    p.add_argument("--table", "-t", action="append", required=True, dest="tables")
-    p.add_argument("--collection", "-c")
+    p.add_argument(
+        "--table", "-t", action="append", required=True, dest="tables", help="table to index; repeat for more"
+    )
+    p.add_argument("--collection", "-c", help=_COLLECTION_HELP)
     p.add_argument("--name", help="source name used in citations (default: the database name)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=cmd_ingest_db)
 
-    p = sub.add_parser("delete", help="remove documents by source path or row URI")
-    p.add_argument("sources", nargs="+")
-    p.add_argument("--collection", "-c")
+    p = sub.add_parser(
+        "delete",
+        help="remove documents by source path or row URI",
+        epilog=examples("almanac delete samples/documents/old.md", "almanac delete 'db://shop/bikes/id=42'"),
+    )
+    p.add_argument("sources", nargs="+", help="source paths as ingested, or row URIs db://SOURCE/TABLE/KEY")
+    p.add_argument("--collection", "-c", help=_COLLECTION_HELP)
     p.set_defaults(func=cmd_delete)
 
-    p = sub.add_parser("status", help="collections, counts and index versions")
-    p.add_argument("--json", action="store_true")
+    p = sub.add_parser(
+        "status", help="collections, counts and index versions", epilog=examples("almanac status --json")
+    )
+    p.add_argument("--json", action="store_true", help="print ALMANAC_HOME and the collections as JSON")
     p.set_defaults(func=cmd_status)
 
-    p = sub.add_parser("check", help="verify that each collection's index agrees with the catalog")
+    p = sub.add_parser(
+        "check",
+        help="verify that each collection's index agrees with the catalog",
+        epilog=examples("almanac check"),
+    )
     p.set_defaults(func=cmd_check)
 
-    p = sub.add_parser("search", help="hybrid search without generation")
-    p.add_argument("query")
-    p.add_argument("--collection", "-c")
-    p.add_argument("-k", type=int, default=5)
+    p = sub.add_parser(
+        "search",
+        help="hybrid search without generation",
+        epilog=examples(
+            'almanac search "opening hours" -k 3', 'almanac search "brake pads" -c catalog --json'
+        ),
+    )
+    p.add_argument("query", help="what to search for: a question or keywords")
+    p.add_argument("--collection", "-c", help=_COLLECTION_HELP)
+    p.add_argument("-k", type=int, default=5, help="hits to show, at most server.max_top_k")
     p.add_argument("--json", action="store_true", help="print [{text, source, locator, score, kind}]")
     p.set_defaults(func=cmd_search)
 

@@ -6,27 +6,55 @@ import argparse
 import json
 
 from almanac.cli import wiring
+from almanac.cli.command_parser import CommandParser, examples
 from almanac.core.settings import Settings
 from almanac.server.keys.key_store import KeyStore
 from almanac.server.keys.principal import SCOPES
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[CommandParser]) -> None:
     """Add the `keys` command and its subcommands."""
-    keys = sub.add_parser("keys", help="create, list and revoke API keys")
-    actions = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    keys = sub.add_parser(
+        "keys",
+        help="create, list and revoke API keys",
+        epilog=examples(
+            "almanac keys create --scope read -c handbook",
+            "almanac keys list",
+            "almanac keys revoke alm_1a2b3c4d",
+        ),
+    )
+    actions = keys.add_subparsers(
+        dest="keys_command", required=True, metavar="ACTION", help="what to do with keys"
+    )
 
-    p = actions.add_parser("create", help="create a key and print it once")
-    p.add_argument("--scope", choices=SCOPES, required=True, help="read < write < admin")
-    p.add_argument("--collection", "-c", help="bind the key to one collection")
+    p = actions.add_parser(
+        "create",
+        help="create a key and print it once",
+        epilog=examples(
+            "almanac keys create --scope admin", "almanac keys create --scope read --collection handbook"
+        ),
+    )
+    p.add_argument(
+        "--scope",
+        choices=SCOPES,
+        required=True,
+        help="what the key may do: read < write < admin, each includes the ones before",
+    )
+    p.add_argument("--collection", "-c", help="bind the key to one collection (default: any collection)")
     p.set_defaults(func=cmd_create)
 
-    p = actions.add_parser("list", help="list keys by prefix (never the keys themselves)")
-    p.add_argument("--json", action="store_true")
+    p = actions.add_parser(
+        "list",
+        help="list keys by prefix (never the keys themselves)",
+        epilog=examples("almanac keys list --json"),
+    )
+    p.add_argument("--json", action="store_true", help="print the keys' prefixes, scopes and states as JSON")
     p.set_defaults(func=cmd_list)
 
-    p = actions.add_parser("revoke", help="revoke a key by its prefix")
-    p.add_argument("prefix")
+    p = actions.add_parser(
+        "revoke", help="revoke a key by its prefix", epilog=examples("almanac keys revoke alm_1a2b3c4d")
+    )
+    p.add_argument("prefix", help="the key's prefix, as `almanac keys list` shows it")
     p.set_defaults(func=cmd_revoke)
 
 

@@ -10,8 +10,10 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
 from almanac import __version__
+from almanac.cli.command_parser import CommandParser, examples
 from almanac.core.errors import AlmanacError
 from almanac.core.settings import Settings
 
@@ -20,13 +22,20 @@ def build_parser() -> argparse.ArgumentParser:
     """The parser with every command registered."""
     from almanac.cli import index_cmd
 
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="almanac",
-        description="Retrieval-augmented question answering over your documents and databases.",
+        description="Retrieval-augmented question answering over your documents and databases.\n"
+        "Settings come from ALMANAC_* environment variables (e.g. ALMANAC_HOME=.almanac);\n"
+        "`almanac COMMAND --help` explains each command.",
+        epilog=examples(
+            "almanac ingest samples/documents",
+            'almanac search "opening hours" -k 3',
+            "almanac serve --port 8000",
+        ),
     )
     parser.add_argument("--version", action="version", version=f"almanac {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="-v info, -vv debug logs")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", help="the command to run")
     index_cmd.register(sub)
     for name in ("serve_cmd", "keys_cmd", "finetune_cmd", "adapters_cmd"):
         module = _optional_module(name)
@@ -35,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _optional_module(name: str):
+def _optional_module(name: str) -> ModuleType | None:
     import importlib
 
     try:

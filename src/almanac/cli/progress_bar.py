@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import Never
 
 from tqdm import tqdm
 
@@ -14,7 +15,7 @@ class ProgressBar:
     def __init__(self, unit: str = "file", enabled: bool | None = None) -> None:
         self.unit = unit
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
-        self._bar: tqdm | None = None
+        self._bar: tqdm[Never] | None = None  # a bar without an iterable: advanced by hand
         self._chunks = 0
         self._started = time.perf_counter()
 

@@ -15,6 +15,7 @@ from types import FrameType
 
 import uvicorn
 
+from almanac.cli.command_parser import CommandParser, examples
 from almanac.core.catalog import Catalog
 from almanac.core.errors import ConfigError
 from almanac.core.settings import Settings
@@ -36,11 +37,19 @@ class DrainingServer(uvicorn.Server):
             captured.clear()
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[CommandParser]) -> None:
     """Add the `serve` command."""
-    p = sub.add_parser("serve", help="serve the REST API (and the OpenAI-compatible API)")
-    p.add_argument("--host", help="address to bind (default: server.host, 127.0.0.1)")
-    p.add_argument("--port", type=int, help="port (default: server.port, 8000)")
+    p = sub.add_parser(
+        "serve",
+        help="serve the REST API (and the OpenAI-compatible API)",
+        description="Serve the REST API until SIGTERM or Ctrl-C, which let in-flight requests finish.\n"
+        "While no API key exists, only loopback addresses may be bound.",
+        epilog=examples(
+            "almanac serve", "almanac serve --host 0.0.0.0 --port 8080  # needs an API key first"
+        ),
+    )
+    p.add_argument("--host", help="address to bind (default: ALMANAC_SERVER__HOST, 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port to listen on (default: ALMANAC_SERVER__PORT, 8000)")
     p.set_defaults(func=cmd_serve)
 
 

@@ -82,7 +82,7 @@ def build_answering(settings: Settings, base_only: bool = False) -> AnsweringSta
     server's policy (the collection's adapter, else the promoted default).
     """
     from almanac.core.adapter_registry import AdapterRegistry
-    from almanac.server.answering.service import AdapterPolicy
+    from almanac.server.answering.adapter_policy import AdapterPolicy
     from almanac.server.chat.lazy_chat_model import LazyChatModel
     from almanac.server.services import build_answering as _build_answering
     from almanac.server.services import serving_adapters

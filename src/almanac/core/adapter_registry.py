@@ -16,6 +16,7 @@ the base model's ``base_score`` when no adapter is the default. Scores from diff
 
 from __future__ import annotations
 
+import builtins
 import json
 import logging
 import os
@@ -94,7 +95,7 @@ class AdapterRegistry:
         """Every complete adapter, sorted by name."""
         return list_adapters(self.adapters_dir)
 
-    def history(self) -> list[dict[str, Any]]:
+    def history(self) -> builtins.list[dict[str, Any]]:  # `list` here is the method above
         """Every promotion and rollback, oldest first."""
         return list(self._read()["history"])
 
@@ -123,7 +124,8 @@ class AdapterRegistry:
             state = self._read()
             if not state["previous"]:
                 raise InputError("nothing to roll back: no adapter was promoted; see `almanac adapters list`")
-            *rest, target = state["previous"]
+            previous: list[str | None] = state["previous"]
+            *rest, target = previous
             if target is not None:
                 _complete_manifest(self.adapters_dir, target)
             current = state.get("default")

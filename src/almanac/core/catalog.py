@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -28,6 +28,9 @@ from almanac.core.catalog_schema import (
 )
 from almanac.core.errors import ConfigError, IndexMismatchError, NotFoundError
 from almanac.core.types import ChunkRecord
+
+# id, document_id, collection name, source, locator, text, kind, ordinal: the fields of a ChunkRecord
+_RecordSelect = Select[int, int, str, str, str, str, str, int]
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +178,7 @@ class Catalog:
             )
             return np.fromiter(ids, dtype=np.int64)
 
-    def _records(self, query) -> Iterator[ChunkRecord]:
+    def _records(self, query: _RecordSelect) -> Iterator[ChunkRecord]:
         with self._sessions() as s:
             for row in s.execute(query.execution_options(yield_per=2000)):
                 yield ChunkRecord(
@@ -189,7 +192,7 @@ class Catalog:
                     row.ordinal,
                 )
 
-    def _record_query(self):
+    def _record_query(self) -> _RecordSelect:
         return (
             select(
                 ChunkRow.id,

@@ -28,8 +28,12 @@ from almanac.core.types import RowKey
 _URI = re.compile(r"db://(?P<source>[^/]+)/(?P<table>[^/]+)/(?P<key>.+)", re.DOTALL)
 
 
-def json_row(row: Mapping[str, Any]) -> dict[str, Any]:
-    """The row with JSON-friendly values (see the module docstring for each type)."""
+def json_row(row: Mapping[Any, Any]) -> dict[str, Any]:
+    """The row with JSON-friendly values (see the module docstring for each type).
+
+    Keys are column names; the mapping is typed `Any` because SQLAlchemy's `RowMapping` also accepts column
+    objects as keys.
+    """
     return {column: _json_value(value) for column, value in row.items()}
 
 

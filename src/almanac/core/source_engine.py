@@ -28,7 +28,7 @@ def create_source_engine(url: str, connect_timeout_s: float, masked: str) -> Eng
     try:
         parsed = make_url(url)
         backend = parsed.get_backend_name()
-        connect_args = {"connect_timeout": max(1, math.ceil(connect_timeout_s))}
+        connect_args: dict[str, float] = {"connect_timeout": max(1, math.ceil(connect_timeout_s))}
         if backend == "sqlite":
             _check_sqlite_file(parsed.database, masked)
             connect_args = {"timeout": connect_timeout_s}
@@ -45,13 +45,21 @@ def create_source_engine(url: str, connect_timeout_s: float, masked: str) -> Eng
 
 def _check_sqlite_file(database: str | None, masked: str) -> None:
     """SQLite would create a missing file; for a source that is a typo, not an empty database."""
-    in_memory = not database or database == ":memory:" or database.startswith("file:")
-    if not in_memory and not Path(database).is_file():
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return  # in memory: nothing on disk to check
+    if not Path(database).is_file():
         raise SourceError(f"no SQLite database file at {database!r} ({masked}); check the path")
 
 
 def _sqlite_query_only(dbapi_connection: sqlite3.Connection, _record: object) -> None:
     dbapi_connection.execute("PRAGMA query_only = ON")
+
+
+def _sqlite_dbapi(conn: Connection) -> sqlite3.Connection:
+    """The sqlite3 connection under a SQLite source's pooled connection."""
+    dbapi = conn.connection.dbapi_connection
+    assert isinstance(dbapi, sqlite3.Connection), type(dbapi).__name__
+    return dbapi
 
 
 def _mysql_timeout(conn: Connection, timeout_ms: int) -> tuple[str, float | int]:
@@ -76,9 +84,7 @@ def guard_read_only(conn: Connection, dialect: str, timeout_ms: int | None) -> N
         conn.exec_driver_sql("START TRANSACTION READ ONLY")
     elif dialect == "sqlite" and timeout_ms is not None:
         deadline = clock.monotonic() + timeout_ms / 1000
-        conn.connection.dbapi_connection.set_progress_handler(  # type: ignore[union-attr]
-            lambda: int(clock.monotonic() > deadline), 1000
-        )
+        _sqlite_dbapi(conn).set_progress_handler(lambda: int(clock.monotonic() > deadline), 1000)
 
 
 def release_guard(conn: Connection, dialect: str, timeout_ms: int | None) -> None:
@@ -90,6 +96,6 @@ def release_guard(conn: Connection, dialect: str, timeout_ms: int | None) -> Non
             name, _ = _mysql_timeout(conn, 0)
             conn.exec_driver_sql(f"SET SESSION {name} = DEFAULT")
         elif dialect == "sqlite":
-            conn.connection.dbapi_connection.set_progress_handler(None, 0)  # type: ignore[union-attr]
+            _sqlite_dbapi(conn).set_progress_handler(None, 0)
     except DBAPIError:
         conn.invalidate()  # a connection we cannot reset is never reused

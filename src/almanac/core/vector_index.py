@@ -51,6 +51,19 @@ def _new_faiss(kind: str, dimension: int, settings: IndexSettings, nlist: int = 
     return faiss.index_factory(dimension, spec[kind], faiss.METRIC_INNER_PRODUCT)
 
 
+def _id_map(index: faiss.Index) -> faiss.IndexIDMap2:
+    """A flat or HNSW index as the IDMap2 it is (`index_kind`); faiss's stubs type every index as `Index`."""
+    assert isinstance(index, faiss.IndexIDMap2), type(index).__name__
+    return index
+
+
+def _hnsw(index: faiss.Index) -> faiss.IndexHNSW:
+    """The HNSW graph index under an ``IDMap2,HNSW`` index."""
+    inner = faiss.downcast_index(_id_map(index).index)
+    assert isinstance(inner, faiss.IndexHNSW), type(inner).__name__
+    return inner
+
+
 class FaissIndex:
     """Inner-product search over int64-labelled float32 vectors (fits the VectorIndex port)."""
 
@@ -68,13 +81,13 @@ class FaissIndex:
         self._settings = settings
         self.dimension: int = int(index.d)
         self.kind: str = index_kind(index)
-        self._nlist = int(index.nlist) if self.kind == "ivf" else 0
+        self._nlist = int(faiss.extract_index_ivf(index).nlist) if self.kind == "ivf" else 0
         self._use_gpu = self.kind != "hnsw" and _want_gpu(settings)
         self._gpu_index: faiss.Index | None = None
         if self.kind == "hnsw":
-            faiss.downcast_index(index.index).hnsw.efSearch = settings.hnsw_ef_search
+            _hnsw(index).hnsw.efSearch = settings.hnsw_ef_search
         elif self.kind == "ivf":
-            index.nprobe = settings.ivf_nprobe
+            faiss.extract_index_ivf(index).nprobe = settings.ivf_nprobe
         self._set_tombstones(tombstones)
 
     @classmethod
@@ -92,8 +105,9 @@ class FaissIndex:
     def _stored_ids(self) -> np.ndarray:
         """Every id FAISS holds, tombstoned ones included."""
         if self.kind != "ivf":
-            return faiss.vector_to_array(self._index.id_map).astype(np.int64)
-        lists = self._index.invlists
+            return faiss.vector_to_array(_id_map(self._index).id_map).astype(np.int64)
+        lists = faiss.extract_index_ivf(self._index).invlists
+        assert lists is not None  # an IVF index owns its inverted lists
         parts = [
             faiss.rev_swig_ptr(lists.get_ids(i), lists.list_size(i)).copy()
             for i in range(self._nlist)
@@ -134,7 +148,7 @@ class FaissIndex:
             known = ids[np.isin(ids, self._stored_ids())]
             self._set_tombstones(np.concatenate([self._tombstones, known]))
         else:
-            self._index.remove_ids(ids)
+            self._index.remove_ids(ids)  # type: ignore[arg-type]  # the stubs miss the wrapper's array form
             self._gpu_index = None
 
     def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -159,17 +173,17 @@ class FaissIndex:
             return self._scan_hnsw_storage(vectors, fetch)
         if not self._tombstones.size:
             return self._index.search(vectors, fetch)
-        params = faiss.SearchParametersHNSW(
+        params = faiss.SearchParametersHNSW(  # type: ignore[attr-defined]  # missing from faiss's stubs
             sel=self._live_selector[1], efSearch=self._settings.hnsw_ef_search
         )
         return self._index.search(vectors, fetch, params=params)
 
     def _scan_hnsw_storage(self, vectors: np.ndarray, fetch: int) -> tuple[np.ndarray, np.ndarray]:
         """Exact scan of HNSW's own flat storage: a graph walk may miss vectors when k nears the total."""
-        storage = faiss.downcast_index(faiss.downcast_index(self._index.index).storage)
+        storage = faiss.downcast_index(_hnsw(self._index).storage)
         over = min(int(storage.ntotal), fetch + len(self._tombstones))  # over-fetch past tombstones
         scores, rows = storage.search(vectors, over)
-        ids = np.where(rows >= 0, faiss.vector_to_array(self._index.id_map)[rows], -1)
+        ids = np.where(rows >= 0, faiss.vector_to_array(_id_map(self._index).id_map)[rows], -1)
         keep = (ids >= 0) & ~np.isin(ids, self._tombstones)
         order = np.argsort(~keep, axis=1, kind="stable")[:, :fetch]  # live hits first, rank order kept
         ids = np.take_along_axis(np.where(keep, ids, -1), order, axis=1)

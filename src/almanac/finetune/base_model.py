@@ -29,4 +29,5 @@ def load_base_model(model_dir: Path, device: str) -> tuple[Any, Any]:
         )
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    return model.to(device), tokenizer
+    module: torch.nn.Module = model  # typed as the base class: PreTrainedModel.to's @wraps hides `to`
+    return module.to(device), tokenizer

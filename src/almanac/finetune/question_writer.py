@@ -119,9 +119,10 @@ def _draft(item: Any) -> QADraft | None:
     if not isinstance(item, dict):
         return None
     values = [item.get(name) for name in _FIELDS]
-    if not all(isinstance(v, str) and v.strip() and len(v) <= MAX_FIELD_CHARS for v in values):
+    texts = [v.strip() for v in values if isinstance(v, str) and v.strip() and len(v) <= MAX_FIELD_CHARS]
+    if len(texts) != len(_FIELDS):
         return None
-    return QADraft(*(v.strip() for v in values))
+    return QADraft(*texts)
 
 
 def parse_drafts(reply: str, limit: int | None = None) -> tuple[list[QADraft], int]:

@@ -110,7 +110,7 @@ def lora_config(config: TrainingConfig) -> Any:
 def sft_config(config: TrainingConfig, work: Path, device: str, progress: bool) -> Any:
     """trl settings: loss on the completion only, bf16 on a GPU that has it, fp32 on CPU."""
     import torch
-    from trl import SFTConfig
+    from trl.trainer.sft_config import SFTConfig
 
     on_gpu = device.startswith("cuda")
     return SFTConfig(
@@ -154,7 +154,7 @@ def train_adapter(
 ) -> TrainingResult:
     """Train a LoRA adapter on a JSONL of QA records and publish it as ``adapters_dir/NAME``."""
     from transformers.trainer_utils import get_last_checkpoint
-    from trl import SFTTrainer
+    from trl.trainer.sft_trainer import SFTTrainer
 
     target = adapter_folder(adapters_dir, config.name)
     if target.exists() and not force:
@@ -213,7 +213,7 @@ def completion_only_scoring(device: str) -> Iterator[None]:
     if device != "cpu" or original is None:
         yield
         return
-    trl_utils._use_triton = lambda where: where.type == "cpu" or original(where)  # type: ignore[attr-defined]
+    trl_utils._use_triton = lambda device: device.type == "cpu" or original(device)  # type: ignore[attr-defined]
     try:
         yield
     finally:

@@ -107,7 +107,8 @@ class Chunker:
 
 def _grouped(sections: Sequence[Section]) -> Iterator[tuple[str, str]]:
     """(locator, text) with consecutive same-locator sections joined and blank ones dropped."""
-    locator, parts = "", []
+    locator = ""
+    parts: list[str] = []
     for section in sections:
         if not section.text.strip():
             continue

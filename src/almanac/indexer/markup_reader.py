@@ -30,7 +30,8 @@ _BLOCKS = frozenset(
 
 def read_markdown(text: str, stem: str) -> ReadDocument:
     """Sections under ATX headings; the title is the first heading, else `stem`."""
-    out, fence, code = SectionBuilder(), "", []
+    out, fence = SectionBuilder(), ""
+    code: list[str] = []
     for line in text.replace("\r\n", "\n").split("\n"):
         opened = _FENCE.match(line)
         if fence:  # inside a fenced code block: keep lines as they are until the closing fence

@@ -16,7 +16,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -52,7 +52,7 @@ class _End:
     first_token_s: float = 0.0
 
 
-def _push(loop: asyncio.AbstractEventLoop, out: asyncio.Queue, item: object) -> bool:
+def _push(loop: asyncio.AbstractEventLoop, out: asyncio.Queue[str | _End], item: str | _End) -> bool:
     """Hand an item to the event loop; False when the loop is gone (nobody is listening any more)."""
     try:
         loop.call_soon_threadsafe(out.put_nowait, item)
@@ -184,7 +184,7 @@ class AnswerService:
 
     async def stream(
         self, ask: Ask, cancel: threading.Event | None = None
-    ) -> AsyncIterator[Prepared | str | Answer | None]:
+    ) -> AsyncGenerator[Prepared | str | Answer | None, None]:
         """Prepared first, then text pieces (None after an idle tick), then the Answer.
 
         Limits, retrieval and a full queue fail before the first item, so a caller can still answer with an
@@ -218,14 +218,18 @@ class AnswerService:
                 future.cancel()
 
     @staticmethod
-    async def _next(pieces: asyncio.Queue) -> str | _End | None:
+    async def _next(pieces: asyncio.Queue[str | _End]) -> str | _End | None:
         try:
             return await asyncio.wait_for(pieces.get(), _TICK_S)
         except TimeoutError:
             return None
 
     def _stream_job(
-        self, prepared: Prepared, cancel: threading.Event, loop: asyncio.AbstractEventLoop, out: asyncio.Queue
+        self,
+        prepared: Prepared,
+        cancel: threading.Event,
+        loop: asyncio.AbstractEventLoop,
+        out: asyncio.Queue[str | _End],
     ) -> None:
         """Runs on the queue's worker: pushes pieces to the event loop until done or cancelled, then the
         token counts (counted here, off the event loop)."""

@@ -63,7 +63,7 @@ class ChatCompletionRequest(BaseModel):
         turns = [m for m in self.messages if m.role in ("user", "assistant") and m.text().strip()]
         if not turns or turns[-1].role != "user":
             raise InputError("the last message must be a user message with text; send the question last")
-        history = [ChatMessage(m.role, m.text()) for m in turns[:-1]]  # type: ignore[arg-type]
+        history = [ChatMessage("user" if m.role == "user" else "assistant", m.text()) for m in turns[:-1]]
         return turns[-1].text(), history[-max_history:] if max_history else []
 
 
@@ -110,7 +110,9 @@ def chat_completion(answer: Answer, model: str) -> dict[str, Any]:
     }
 
 
-def chunk(cid: str, model: str, delta: dict[str, Any], finish: str | None = None, **extra: Any) -> dict:
+def chunk(
+    cid: str, model: str, delta: dict[str, Any], finish: str | None = None, **extra: Any
+) -> dict[str, Any]:
     """A ``chat.completion.chunk`` with one choice (and extra top-level fields)."""
     choice = {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
     created = int(time.time())

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import TypeVar
 
 from starlette.requests import Request
@@ -26,7 +26,7 @@ def sse_event(data: object, event: str | None = None) -> bytes:
 
 
 async def follow_client(
-    request: Request, events: AsyncIterator[T], cancel: threading.Event
+    request: Request, events: AsyncGenerator[T, None], cancel: threading.Event
 ) -> AsyncIterator[T]:
     """Pass `events` through until the client disconnects; then set `cancel` and close the source.
 
@@ -40,4 +40,4 @@ async def follow_client(
                 return
             yield item
     finally:
-        await events.aclose()  # type: ignore[attr-defined]
+        await events.aclose()

@@ -8,15 +8,16 @@ queued (ingest is idempotent, so running it again is correct).
 
 from __future__ import annotations
 
+import builtins
 import logging
 import secrets
 import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.exc import IntegrityError
 
 from almanac.core.catalog import Catalog
@@ -161,16 +162,19 @@ class JobStore:
             if row is None:
                 return None
             # The state guard makes the claim atomic even if another process looks at the same row.
-            claimed = s.execute(
-                update(JobRow)
-                .where(JobRow.id == row.id, JobRow.state == "queued")
-                .values(state="running", updated_at=utcnow())
+            claimed = cast(  # an UPDATE returns a CursorResult; Session.execute is typed as Result
+                CursorResult[Any],
+                s.execute(
+                    update(JobRow)
+                    .where(JobRow.id == row.id, JobRow.state == "queued")
+                    .values(state="running", updated_at=utcnow())
+                ),
             )
             if claimed.rowcount != 1:
                 return None
             return ClaimedJob(row.id, row.kind, dict(row.spec))
 
-    def requeue_running(self) -> list[str]:
+    def requeue_running(self) -> builtins.list[str]:  # `list` here is the method above
         """Put jobs left running by a stopped server back in the queue; returns their ids."""
         with self.catalog.transaction() as s:
             ids = list(s.scalars(select(JobRow.id).where(JobRow.state == "running")))
@@ -187,7 +191,9 @@ class JobStore:
                 update(JobRow).where(JobRow.id == job_id).values(progress=progress, updated_at=utcnow())
             )
 
-    def finish(self, job_id: str, state: str, progress: dict[str, Any], errors: list[dict[str, str]]) -> None:
+    def finish(
+        self, job_id: str, state: str, progress: dict[str, Any], errors: builtins.list[dict[str, str]]
+    ) -> None:
         """Record the final (or, when interrupted, queued) state."""
         with self.catalog.transaction() as s:
             s.execute(

@@ -58,13 +58,13 @@ class SearchBatcher:
             self._active += 1
             batch = self._open.get(key)
             leader = batch is None or len(batch.items) >= self.max_batch
-            if leader:
+            if batch is None or leader:  # `batch is None` implies leader; spelled out for the type checker
                 batch = self._open[key] = _Batch()
-            batch.items.append(item)  # type: ignore[union-attr]
+            batch.items.append(item)
             busy = self._active > 1
         try:
             if leader:
-                self._lead(key, batch, busy)  # type: ignore[arg-type]
+                self._lead(key, batch, busy)
             return item.result.result()
         finally:
             with self._lock:
