@@ -5,11 +5,13 @@ Imports of the heavier sides (server, models) happen inside the builders, so `al
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING
 
 from almanac.core.catalog import Catalog
 from almanac.core.embedder import HashingEmbedder, SentenceTransformerEmbedder
 from almanac.core.embedder import build_embedder as _build_embedder
+from almanac.core.model_cache import served_model_name
 from almanac.core.ports import Embedder
 from almanac.core.settings import Settings
 from almanac.core.types import Hit
@@ -88,7 +90,7 @@ def build_answering(settings: Settings, base_only: bool = False) -> AnsweringSta
     from almanac.server.services import serving_adapters
 
     catalog = open_catalog(settings)
-    chat = LazyChatModel.of(build_chat_model(settings))
+    chat = LazyChatModel(partial(build_chat_model, settings), served_model_name(settings.chat.model))
     registry = AdapterRegistry(settings.adapters_dir)
     adapters = AdapterPolicy() if base_only else serving_adapters(settings, registry)
     return _build_answering(settings, catalog, build_embedder(settings), chat, adapters)

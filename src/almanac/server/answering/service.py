@@ -82,6 +82,7 @@ class AnswerService:
         self.search, self.chat, self.queue, self.sources = search, chat, queue, sources
         self.settings, self.limits, self.adapters = settings, Limits(settings.server), adapters
         self.focus, self.support = focus, support or SupportChecker()
+        self.relevance_floor = settings.answer.relevance_floor(settings.embedding.model)
 
     def adapter_for(self, collection: str, requested: str | None) -> str | None:
         """The adapter a request runs with."""
@@ -106,7 +107,7 @@ class AnswerService:
         if ask.history:
             messages = [messages[0], *ask.history, messages[-1]]
         adapter = self.adapter_for(collection, ask.adapter)
-        answerable = bool(hits) and focused.relevance >= self.settings.answer.min_relevance
+        answerable = bool(hits) and focused.relevance >= self.relevance_floor
         if answerable:
             self.chat.ensure_adapter(adapter)  # an unknown adapter fails here, before any streaming
         timings = {"retrieval": retrieved - started, "prompt": time.perf_counter() - retrieved}

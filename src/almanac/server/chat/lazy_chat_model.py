@@ -81,8 +81,10 @@ class LazyChatModel:
     def ensure_adapter(self, name: str | None) -> None:
         """Load an adapter now (a no-op when loaded or when the model has no adapters): fails before a
         stream starts rather than in the middle of it."""
+        if name is None:
+            return  # the base model: nothing to load ahead of generation
         model: Any = self.load()
-        if name is None or not hasattr(model, "load_adapter"):
+        if not hasattr(model, "load_adapter"):
             return
         if name not in getattr(model, "adapters", list)():
             model.load_adapter(name)

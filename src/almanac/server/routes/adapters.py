@@ -6,7 +6,7 @@ next answer uses the new default without a restart.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 from starlette.concurrency import run_in_threadpool
@@ -14,46 +14,57 @@ from starlette.concurrency import run_in_threadpool
 from almanac.core.adapter_manifest import AdapterManifest
 from almanac.server.routes.auth import AdminKey
 from almanac.server.routes.deps import ServicesDep
+from almanac.server.routes.schemas import (
+    AdapterDefaultResponse,
+    AdapterOut,
+    AdapterPromoteResponse,
+    AdaptersResponse,
+    error_responses,
+)
 
-router = APIRouter(prefix="/v1", tags=["adapters"])
+router = APIRouter(prefix="/v1", tags=["adapters"], responses=error_responses(401, 403))
 
 
-def _summary(manifest: AdapterManifest, default: str | None) -> dict[str, Any]:
+def _summary(manifest: AdapterManifest, default: str | None) -> AdapterOut:
     evaluation = manifest.evaluation or {}
     scalars = {k: v for k, v in evaluation.items() if isinstance(v, int | float | str | bool)}
-    return {
-        "name": manifest.name,
-        "base_model": manifest.base_model,
-        "created_at": manifest.created_at,
-        "validation_loss": manifest.validation_loss,
-        "evaluation": scalars or None,
-        "default": manifest.name == default,
-    }
+    return AdapterOut(
+        name=manifest.name,
+        base_model=manifest.base_model,
+        created_at=manifest.created_at,
+        validation_loss=manifest.validation_loss,
+        evaluation=scalars or None,
+        default=manifest.name == default,
+    )
 
 
-@router.get("/adapters")
-async def list_adapters(_principal: AdminKey, services: ServicesDep) -> dict[str, Any]:
+@router.get("/adapters", response_model=AdaptersResponse)
+async def list_adapters(_principal: AdminKey, services: ServicesDep) -> AdaptersResponse:
     """Complete adapters with a manifest summary, and which one is the default."""
     registry = services.registry
     default = await run_in_threadpool(registry.default)
     manifests = await run_in_threadpool(registry.list)
-    return {"default": default, "adapters": [_summary(m, default) for m in manifests]}
+    return AdaptersResponse(default=default, adapters=[_summary(m, default) for m in manifests])
 
 
-@router.post("/adapters/{name}/promote")
+@router.post(
+    "/adapters/{name}/promote",
+    response_model=AdapterPromoteResponse,
+    responses=error_responses(400, 404, 422),
+)
 async def promote_adapter(
     name: str,
     _principal: AdminKey,
     services: ServicesDep,
     force: Annotated[bool, Query(description="skip the evaluation checks")] = False,
-) -> dict[str, Any]:
+) -> AdapterPromoteResponse:
     """Make `name` the default adapter (refused when its evaluation is worse, unless force)."""
     previous = await run_in_threadpool(services.registry.promote, name, force)
-    return {"default": name, "previous": previous}
+    return AdapterPromoteResponse(default=name, previous=previous)
 
 
-@router.post("/adapters/rollback")
-async def rollback_adapter(_principal: AdminKey, services: ServicesDep) -> dict[str, Any]:
+@router.post("/adapters/rollback", response_model=AdapterDefaultResponse, responses=error_responses(400))
+async def rollback_adapter(_principal: AdminKey, services: ServicesDep) -> AdapterDefaultResponse:
     """Return to the default before the last promotion (null: the base model)."""
     default = await run_in_threadpool(services.registry.rollback)
-    return {"default": default}
+    return AdapterDefaultResponse(default=default)

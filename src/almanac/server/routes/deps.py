@@ -15,7 +15,8 @@ from almanac.server.services import Services
 
 def get_services(request: Request) -> Services:
     """The Services of the app serving this request (set by create_app)."""
-    return request.app.state.services
+    services: Services = request.app.state.services  # app.state holds untyped attributes
+    return services
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]

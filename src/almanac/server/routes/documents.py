@@ -10,14 +10,22 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Header, Query, Response, UploadFile
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from almanac.server.documents.library import DocumentLibrary
 from almanac.server.jobs.store import JobView
 from almanac.server.routes.auth import ReadKey, WriteKey
 from almanac.server.routes.deps import ServicesDep
+from almanac.server.routes.job_schemas import (
+    DocumentDeleteResponse,
+    DocumentJobResponse,
+    DocumentOut,
+    DocumentsResponse,
+)
+from almanac.server.routes.schemas import error_responses
 
-router = APIRouter(prefix="/v1", tags=["documents"])
+router = APIRouter(prefix="/v1", tags=["documents"], responses=error_responses(401, 403, 422))
 
 Wait = Annotated[float, Query(ge=0, le=300, description="seconds to wait for the ingest job")]
 
@@ -26,12 +34,21 @@ def _library(services: ServicesDep) -> DocumentLibrary:
     return DocumentLibrary(services.settings, services.catalog, services.jobs)
 
 
+def _pending(model: type[BaseModel], doing: str) -> dict[int | str, dict[str, Any]]:
+    return {202: {"model": model, "description": f"Still {doing}: poll the job at the Location header"}}
+
+
 def _job_body(job: JobView) -> dict[str, Any]:
     report = job.report or {}
     return {"job": job.as_json(), "documents": report.get("documents", []), "errors": job.errors}
 
 
-@router.post("/documents", status_code=201)
+@router.post(
+    "/documents",
+    status_code=201,
+    response_model=DocumentJobResponse,
+    responses=_pending(DocumentJobResponse, "ingesting") | error_responses(400, 413),
+)
 async def upload_documents(
     file: Annotated[list[UploadFile], File(description="one or more files (repeat the field)")],
     principal: WriteKey,
@@ -53,41 +70,45 @@ async def upload_documents(
     return _job_body(job)
 
 
-@router.get("/documents")
+@router.get("/documents", response_model=DocumentsResponse, responses=error_responses(404))
 async def list_documents(
     principal: ReadKey,
     services: ServicesDep,
     collection: Annotated[str | None, Query(max_length=128)] = None,
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-) -> dict[str, Any]:
+) -> DocumentsResponse:
     """A page of a collection's documents: id, source, kind, title, chunks, updated_at."""
     name = collection or principal.collection_or(services.settings.default_collection)
     principal.check_collection(name)
     page = await run_in_threadpool(_library(services).list, name, offset, limit)
     documents = [
-        {
-            "id": d.id,
-            "source": d.source,
-            "kind": d.kind,
-            "title": d.title,
-            "chunks": d.chunks,
-            "updated_at": d.updated_at.isoformat(),
-        }
+        DocumentOut(
+            id=d.id,
+            source=d.source,
+            kind=d.kind,
+            title=d.title,
+            chunks=d.chunks,
+            updated_at=d.updated_at.isoformat(),
+        )
         for d in page.documents
     ]
     next_offset = offset + len(documents) if offset + len(documents) < page.total else None
-    return {
-        "collection": name,
-        "documents": documents,
-        "total": page.total,
-        "offset": offset,
-        "limit": limit,
-        "next_offset": next_offset,
-    }
+    return DocumentsResponse(
+        collection=name,
+        documents=documents,
+        total=page.total,
+        offset=offset,
+        limit=limit,
+        next_offset=next_offset,
+    )
 
 
-@router.delete("/documents/{document_id}")
+@router.delete(
+    "/documents/{document_id}",
+    response_model=DocumentDeleteResponse,
+    responses=_pending(DocumentDeleteResponse, "deleting") | error_responses(404),
+)
 async def delete_document(
     document_id: int, principal: WriteKey, services: ServicesDep, response: Response, wait: Wait = 30.0
 ) -> dict[str, Any]:

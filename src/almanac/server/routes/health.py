@@ -2,32 +2,43 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
 from almanac.server.http.metrics import CONTENT_TYPE
 from almanac.server.routes.auth import ReadKey
 from almanac.server.routes.deps import ServicesDep
+from almanac.server.routes.schemas import HealthResponse, ReadinessResponse, error_responses
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz")
-async def healthz() -> dict[str, Any]:
+@router.get("/healthz", response_model=HealthResponse)
+async def healthz() -> HealthResponse:
     """Alive: the process serves HTTP (no dependency is checked)."""
-    return {"status": "ok"}
+    return HealthResponse(status="ok")
 
 
-@router.get("/readyz")
+# The JSONResponse is sent as is (the model only documents it): 503 carries the same body as 200.
+@router.get(
+    "/readyz",
+    response_model=ReadinessResponse,
+    responses={503: {"model": ReadinessResponse, "description": "Loading, or the warm-up failed"}},
+)
 async def readyz(services: ServicesDep) -> JSONResponse:
     """200 once the warm-up loaded the models and the default collection; 503 before or after a failure."""
     readiness = services.readiness
     return JSONResponse(readiness.as_json(), status_code=200 if readiness.ready else 503)
 
 
-@router.get("/metrics")
+# response_class=Response: no JSON body is declared for 200, and the JSON errors keep application/json.
+_PROMETHEUS = {
+    "description": "Prometheus text format",
+    "content": {CONTENT_TYPE: {"schema": {"type": "string"}}},
+}
+
+
+@router.get("/metrics", response_class=Response, responses={200: _PROMETHEUS, **error_responses(401, 403)})
 async def metrics(_principal: ReadKey, services: ServicesDep) -> Response:
     """Prometheus text format (needs a read key once keys exist)."""
     return Response(services.metrics.render(), media_type=CONTENT_TYPE)

@@ -15,8 +15,10 @@ from starlette.concurrency import run_in_threadpool
 from almanac.core.errors import ForbiddenError
 from almanac.server.routes.auth import ReadKey, WriteKey
 from almanac.server.routes.deps import ServicesDep
+from almanac.server.routes.job_schemas import JobOut, JobsResponse
+from almanac.server.routes.schemas import error_responses
 
-router = APIRouter(prefix="/v1", tags=["jobs"])
+router = APIRouter(prefix="/v1", tags=["jobs"], responses=error_responses(401, 403, 422))
 
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)]
 
@@ -24,7 +26,15 @@ IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_lengt
 class JobCreate(BaseModel):
     """A folder job {kind, path, collection} or a database job {kind, source | url, tables, collection}."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"kind": "folder", "path": "/srv/docs/handbook", "collection": "handbook"},
+                {"kind": "database", "source": "shop", "tables": ["bikes"], "collection": "shop"},
+            ]
+        },
+    )
 
     kind: Literal["folder", "database"]
     collection: str | None = Field(None, min_length=1, max_length=128)
@@ -35,7 +45,7 @@ class JobCreate(BaseModel):
     tables: list[Annotated[str, Field(min_length=1, max_length=256)]] | None = Field(None, max_length=100)
 
 
-@router.post("/jobs", status_code=202)
+@router.post("/jobs", status_code=202, response_model=JobOut, responses=error_responses(400, 413))
 async def create_job(
     body: JobCreate,
     principal: WriteKey,
@@ -57,7 +67,7 @@ async def create_job(
     return job.as_json()
 
 
-@router.get("/jobs/{job_id}")
+@router.get("/jobs/{job_id}", response_model=JobOut, responses=error_responses(404))
 async def get_job(job_id: str, principal: ReadKey, services: ServicesDep) -> dict[str, Any]:
     """The job's state, progress, per-item errors and (when done) its report."""
     job = await run_in_threadpool(services.jobs.get, job_id)
@@ -66,7 +76,7 @@ async def get_job(job_id: str, principal: ReadKey, services: ServicesDep) -> dic
     return job.as_json()
 
 
-@router.get("/jobs")
+@router.get("/jobs", response_model=JobsResponse)
 async def list_jobs(
     principal: ReadKey,
     services: ServicesDep,

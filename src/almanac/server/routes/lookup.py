@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
@@ -11,8 +11,11 @@ from starlette.concurrency import run_in_threadpool
 from almanac.server.retrieval.table_lookup import TableLookup
 from almanac.server.routes.auth import ReadKey
 from almanac.server.routes.deps import ServicesDep
+from almanac.server.routes.schemas import LookupResponse, error_responses
 
-router = APIRouter(prefix="/v1", tags=["lookup"])
+router = APIRouter(
+    prefix="/v1", tags=["lookup"], responses=error_responses(400, 401, 403, 404, 413, 422, 502)
+)
 
 Value = str | int | float | bool | None
 
@@ -20,7 +23,15 @@ Value = str | int | float | bool | None
 class LookupRequest(BaseModel):
     """{table, where: {column: value}, limit}: rows whose columns equal the values."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"table": "bikes", "where": {"color": "green"}, "limit": 10},
+                {"table": "shop.bikes", "where": {"id": 1}},
+            ]
+        },
+    )
 
     table: str = Field(min_length=1, max_length=256, description="'table' or 'source.table'")
     where: dict[Annotated[str, Field(min_length=1, max_length=128)], Value] = Field(
@@ -29,15 +40,11 @@ class LookupRequest(BaseModel):
     limit: int = Field(10, ge=1, le=100_000, description="capped at server.lookup_row_cap")
 
 
-@router.post("/lookup")
-async def lookup(body: LookupRequest, _principal: ReadKey, services: ServicesDep) -> dict[str, Any]:
+@router.post("/lookup", response_model=LookupResponse)
+async def lookup(body: LookupRequest, _principal: ReadKey, services: ServicesDep) -> LookupResponse:
     """Rows of an allow-listed table; 400 naming the allowed tables for anything else."""
     service = TableLookup(services.settings.server, services.sources)
     found = await run_in_threadpool(service.lookup, body.table, body.where, body.limit)
-    return {
-        "source": found.source,
-        "table": found.table,
-        "rows": found.rows,
-        "count": len(found.rows),
-        "limit": found.limit,
-    }
+    return LookupResponse(
+        source=found.source, table=found.table, rows=found.rows, count=len(found.rows), limit=found.limit
+    )

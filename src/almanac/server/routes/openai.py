@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from almanac.core.adapter_manifest import list_adapters
@@ -37,9 +37,11 @@ from almanac.server.http.sse import KEEP_ALIVE, SSE_HEADERS, follow_client, sse_
 from almanac.server.keys.principal import Principal
 from almanac.server.routes.auth import ReadKey
 from almanac.server.routes.deps import ServicesDep
+from almanac.server.routes.openai_schemas import ChatCompletion, EmbeddingList, ModelList
+from almanac.server.routes.schemas import error_responses
 from almanac.server.services import Services
 
-router = APIRouter(tags=["openai"])
+router = APIRouter(tags=["openai"], responses=error_responses(401, 403))
 MAX_HISTORY = 6  # earlier turns kept: the small default model has a 2048-token window
 
 
@@ -52,7 +54,22 @@ def _ask(body: ChatCompletionRequest, principal: Principal, services: Services) 
     return Ask(question, collection, body.top_k, name.adapter, tokens, history)
 
 
-@router.post("/v1/chat/completions", response_model=None)
+# Streams bypass the model (a StreamingResponse is sent as is); `responses` documents them. JSONResponse
+# keeps the body rendered by json.dumps, as before the model (FastAPI's fast path writes 5e-05 as 0.00005).
+_STREAMED: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The completion; with `stream: true`, chat.completion.chunk events, then [DONE]",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    }
+}
+
+
+@router.post(
+    "/v1/chat/completions",
+    response_model=ChatCompletion,
+    response_class=JSONResponse,
+    responses={**_STREAMED, **error_responses(400, 404, 409, 413, 422, 429, 500, 502)},
+)
 async def chat_completions(
     body: ChatCompletionRequest, request: Request, principal: ReadKey, services: ServicesDep
 ) -> dict[str, Any] | StreamingResponse:
@@ -91,7 +108,7 @@ async def _chunks(
     yield sse_event("[DONE]")
 
 
-@router.get("/v1/models")
+@router.get("/v1/models", response_model=ModelList)
 async def list_models(principal: ReadKey, services: ServicesDep) -> dict[str, Any]:
     """'almanac', then 'almanac:C' per collection and 'almanac@A' / 'almanac:C@A' per complete adapter."""
     collections = await run_in_threadpool(services.catalog.collection_names)
@@ -107,7 +124,7 @@ async def list_models(principal: ReadKey, services: ServicesDep) -> dict[str, An
     return {"object": "list", "data": data}
 
 
-@router.post("/v1/embeddings")
+@router.post("/v1/embeddings", response_model=EmbeddingList, responses=error_responses(400, 413, 422))
 async def embeddings(body: EmbeddingRequest, _principal: ReadKey, services: ServicesDep) -> dict[str, Any]:
     """Vectors from the configured embedder (the one the index was built with)."""
     texts = body.texts()  # a count limit; their size is bounded by the body limit

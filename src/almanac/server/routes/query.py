@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -25,9 +25,10 @@ from almanac.server.http.sse import KEEP_ALIVE, SSE_HEADERS, follow_client, sse_
 from almanac.server.keys.principal import Principal
 from almanac.server.routes.auth import ReadKey
 from almanac.server.routes.deps import ServicesDep
+from almanac.server.routes.schemas import QueryResponse, SearchResponse, error_responses
 from almanac.server.services import Services
 
-router = APIRouter(tags=["query"])
+router = APIRouter(tags=["query"], responses=error_responses(400, 401, 403, 404, 409, 413, 422, 502))
 
 # Absolute caps; the configured (smaller) limits are checked by server.limits at run time.
 _TEXT = Field(min_length=1, max_length=100_000)
@@ -37,7 +38,15 @@ _NAME = Field(None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0
 class QueryRequest(BaseModel):
     """POST /v1/query."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"question": "When did Mount Kessik last erupt?"},
+                {"question": "Which bike is the lightest?", "collection": "shop", "top_k": 5, "stream": True},
+            ]
+        },
+    )
     question: str = _TEXT
     collection: str | None = _NAME
     top_k: int | None = Field(None, ge=1, le=1000)
@@ -49,7 +58,10 @@ class QueryRequest(BaseModel):
 class SearchRequest(BaseModel):
     """POST /v1/search."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"query": "granite lighthouse", "collection": "docs", "top_k": 3}]},
+    )
     query: str = _TEXT
     collection: str | None = _NAME
     top_k: int | None = Field(None, ge=1, le=1000)
@@ -61,7 +73,23 @@ def _collection(principal: Principal, asked: str | None, services: Services) -> 
     return name
 
 
-@router.post("/v1/query", response_model=None)
+# Streamed answers bypass the model (a StreamingResponse is sent as is); `responses` documents them.
+# JSONResponse keeps the body rendered by json.dumps, as before the model (FastAPI's default fast path
+# writes 5e-05 as 0.00005).
+_STREAMED: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The answer; with `stream: true`, server-sent events: sources, token..., done",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    }
+}
+
+
+@router.post(
+    "/v1/query",
+    response_model=QueryResponse,
+    response_class=JSONResponse,
+    responses={**_STREAMED, **error_responses(429, 500)},
+)
 async def query(
     body: QueryRequest, request: Request, principal: ReadKey, services: ServicesDep
 ) -> dict[str, Any] | StreamingResponse:
@@ -112,7 +140,7 @@ async def _answer_events(
         yield sse_event(error_body(classify(exc)[1], str(exc)), "error")
 
 
-@router.post("/v1/search")
+@router.post("/v1/search", response_model=SearchResponse)
 async def search(body: SearchRequest, principal: ReadKey, services: ServicesDep) -> dict[str, Any]:
     """Hybrid search without generation; concurrent searches share one embedding call."""
     limits = services.answerer.limits

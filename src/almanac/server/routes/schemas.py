@@ -1,0 +1,163 @@
+"""Response bodies of the REST API as pydantic models, so /docs and /openapi.json show the real shapes.
+
+Every key a route sends is a declared, required field, in the order the wire has it, and an undeclared key
+is a validation error: a service dict that grows a key fails the tests (a 500) instead of the schema drifting
+from the wire or FastAPI silently dropping the key. Nullable fields stay required, so nulls are still sent.
+
+    >>> SearchResponse.model_validate({"results": []}).model_dump()
+    {'results': []}
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from almanac.core.types import SourceKind
+
+
+class ResponseModel(BaseModel):
+    """Base of the response models: no undeclared key passes (see the module docstring)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorDetail(ResponseModel):
+    """What went wrong and what to do next."""
+
+    type: str = Field(examples=["not_found"], description="machine-readable error type")
+    message: str = Field(examples=["no collection 'x'; run `almanac ingest PATH ...` first"])
+
+
+class ErrorResponse(ResponseModel):
+    """The one error shape, for every status (server/http/error_responses.py)."""
+
+    error: ErrorDetail
+
+
+_ERRORS: dict[int, str] = {
+    400: "Invalid request or over a server limit (invalid_request, limit_exceeded, unknown_table)",
+    401: "Missing, unknown or revoked API key (unauthorized)",
+    403: "The key's scope or collection does not allow this call (forbidden)",
+    404: "No such collection, document, job, adapter or source (not_found)",
+    409: "The index does not match the catalog, or the writer lock is held (index_mismatch, locked)",
+    413: "Body or uploaded file over the size limit (payload_too_large, file_too_large)",
+    422: "The body or a parameter does not match the schema (validation_error)",
+    429: "The model queue is full; retry after the Retry-After header's seconds (overloaded)",
+    500: "The chat model failed, or an unexpected error (model_error, internal_error)",
+    502: "The source database could not be read (source_unavailable)",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """FastAPI `responses=` declaring ErrorResponse for each status.
+
+    >>> error_responses(404)[404]["model"].__name__
+    'ErrorResponse'
+    """
+    return {status: {"model": ErrorResponse, "description": _ERRORS[status]} for status in statuses}
+
+
+class SourceOut(ResponseModel):
+    """A retrieved source as clients see it (core.types.Hit.as_json)."""
+
+    id: int = Field(description="chunk id")
+    kind: SourceKind = Field(description="a document chunk or a database row")
+    source: str = Field(examples=["docs/volcanoes.md", "db://shop/bikes/id=1"])
+    locator: str = Field(description="heading path, page or row key in the source", examples=["Volcanoes"])
+    text: str
+    score: float = Field(description="fused retrieval score (higher is better)")
+
+
+class ClaimOut(ResponseModel):
+    """One sentence of the answer and the sources (1-based) that support it."""
+
+    text: str
+    sources: list[int]
+    supported: bool
+
+
+class Usage(ResponseModel):
+    """Token counts, OpenAI-style."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class QueryResponse(ResponseModel):
+    """POST /v1/query, not streamed: the answer with its sources and checked citations."""
+
+    answer: str = Field(examples=["Mount Kessik last erupted in 1821 [1]."])
+    sources: list[SourceOut] = Field(description="the sources shown to the model; source n is element n-1")
+    cited: list[int] = Field(description="1-based numbers of the sources that support the answer")
+    model: str
+    adapter: str | None = Field(description="the LoRA adapter used; null: the base model")
+    usage: Usage
+    timings: dict[str, float] = Field(
+        description="seconds per stage", examples=[{"retrieval": 0.012, "generation": 0.84}]
+    )
+    supported: bool = Field(description="every claim of the answer has a supporting source")
+    refused: bool = Field(description="the answer is that the sources do not answer the question")
+    claims: list[ClaimOut]
+
+
+class SearchResponse(ResponseModel):
+    """POST /v1/search: the fused hits, best first."""
+
+    results: list[SourceOut]
+
+
+class LookupResponse(ResponseModel):
+    """POST /v1/lookup: the rows found and where they came from."""
+
+    source: str = Field(description="registered source name")
+    table: str
+    rows: list[dict[str, Any]] = Field(examples=[[{"id": 1, "name": "Trail 29", "color": "green"}]])
+    count: int
+    limit: int = Field(description="the limit applied (the request's, capped at server.lookup_row_cap)")
+
+
+class AdapterOut(ResponseModel):
+    """A complete adapter's manifest summary."""
+
+    name: str
+    base_model: str
+    created_at: str = Field(description="ISO 8601")
+    validation_loss: float | None
+    evaluation: dict[str, bool | int | float | str] | None = Field(description="scalar evaluation metrics")
+    default: bool = Field(description="whether this adapter is the default")
+
+
+class AdaptersResponse(ResponseModel):
+    """GET /v1/adapters."""
+
+    default: str | None = Field(description="the default adapter; null: the base model")
+    adapters: list[AdapterOut]
+
+
+class AdapterPromoteResponse(ResponseModel):
+    """POST /v1/adapters/{name}/promote."""
+
+    default: str
+    previous: str | None = Field(description="the default before this promotion; null: the base model")
+
+
+class AdapterDefaultResponse(ResponseModel):
+    """POST /v1/adapters/rollback."""
+
+    default: str | None = Field(description="the default now; null: the base model")
+
+
+class HealthResponse(ResponseModel):
+    """GET /healthz."""
+
+    status: Literal["ok"]
+
+
+class ReadinessResponse(ResponseModel):
+    """GET /readyz (200 when ready, 503 while loading or after a failed warm-up)."""
+
+    status: Literal["loading", "ready", "failed"]
+    detail: str = Field(examples=["models loaded"])
