@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -61,3 +62,22 @@ def test_ingest_db_names_unknown_tables(tmp_path: Path, capsys: pytest.CaptureFi
     code = main(["ingest-db", f"sqlite:///{db}", "--table", "bikes", "--table", "ghosts"])
     out = capsys.readouterr().out
     assert code == 1 and "added 1" in out and "ghosts" in out
+
+
+def test_search_shows_rows_as_they_are_now_like_the_server(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "shop.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE bikes (id INTEGER PRIMARY KEY, name TEXT, color TEXT)")
+        rows = [(1, "Trail 29", "green"), (2, "Racer", "red")]
+        conn.executemany("INSERT INTO bikes VALUES (?, ?, ?)", rows)
+    assert main(["ingest-db", f"sqlite:///{db}", "--table", "bikes", "--name", "shop"]) == 0
+    capsys.readouterr()
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE bikes SET color = 'orange' WHERE id = 1")
+        conn.execute("DELETE FROM bikes WHERE id = 2")
+    assert main(["search", "Trail 29 bike color", "-k", "2", "--json"]) == 0
+    hits = json.loads(capsys.readouterr().out)
+    assert [h["source"] for h in hits] == ["db://shop/bikes/id=1"]  # the deleted row is gone
+    assert "color: orange" in hits[0]["text"]
