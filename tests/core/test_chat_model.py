@@ -267,11 +267,15 @@ def test_list_adapters_keeps_only_complete_ones(tmp_path: Path) -> None:
     assert list_adapters(tmp_path / "absent") == []
 
 
-def test_prepare_model_dir_uses_local_folders_and_never_downloads(tiny_dir: Path, tmp_path: Path) -> None:
+def test_prepare_model_dir_uses_local_folders_and_hub_ids(
+    tiny_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert prepare_model_dir(str(tiny_dir), tmp_path) == tiny_dir
     assert model_identity(str(tiny_dir)) == str(tiny_dir.resolve())
     assert model_identity("smollm2") == "HuggingFaceTB/SmolLM2-135M-Instruct"
-    with pytest.raises(ConfigError, match="not a local folder"):
+    assert model_identity("someone/some-model") == "someone/some-model"
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # offline, an id not in the cache cannot be downloaded
+    with pytest.raises(ConfigError, match="not a local folder and could not be downloaded"):
         prepare_model_dir("someone/some-model", tmp_path)
     assert not (tmp_path / "smollm2").exists()
 

@@ -1,7 +1,8 @@
 """The chat model: a local transformers causal LM with LoRA adapters chosen per call.
 
-The model comes from a local folder prepared by core/model_cache.py (the embedded SmolLM2-135M-Instruct is
-converted once from its GGUF file). Nothing is ever downloaded.
+The model comes from a local folder prepared by core/model_cache.py (an embedded reader converted once from
+its GGUF file, or a Hugging Face id downloaded once). Messages are encoded by core/chat_encoder.py, so no
+message text (a retrieved document, a question, the history) can produce the template's control tokens.
 
 Generation is greedy and serialised by one lock (one model in memory; the server queues in front of it).
 A prompt that leaves no room for ``max_tokens`` inside the context window raises LimitError rather than being
@@ -14,7 +15,6 @@ truncated silently: cutting retrieved sources or the question would change the a
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from almanac.core.adapter_manifest import loadable_adapter
+from almanac.core.chat_encoder import ChatEncoder
+from almanac.core.compute_dtype import compute_dtype
 from almanac.core.embedder import pick_device
 from almanac.core.errors import ConfigError, InputError, LimitError, ModelError, NotFoundError
 from almanac.core.model_cache import model_identity, prepare_model_dir
@@ -33,16 +35,6 @@ if TYPE_CHECKING:
     import torch
 
 log = logging.getLogger(__name__)
-
-
-def _dtype_for(torch_module: Any, device: str) -> Any:
-    """bf16 (else fp16) on CUDA; fp32 on CPU, using the cores this process may run on unless the user set
-    OMP_NUM_THREADS (torch counts the machine's cores, too many inside a container)."""
-    if device.startswith("cuda"):
-        return torch_module.bfloat16 if torch_module.cuda.is_bf16_supported() else torch_module.float16
-    if "OMP_NUM_THREADS" not in os.environ and hasattr(os, "sched_getaffinity"):
-        torch_module.set_num_threads(max(1, len(os.sched_getaffinity(0))))
-    return torch_module.float32
 
 
 class _StopOnEvents:
@@ -77,7 +69,7 @@ class TransformersChatModel:
         start = time.perf_counter()
         self.name, self.identity, self.adapters_dir = name, identity, adapters_dir
         self.device = pick_device(device)
-        dtype = _dtype_for(torch, self.device)
+        dtype = compute_dtype(torch, self.device, model_dir)
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
             model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=dtype, local_files_only=True)
@@ -89,7 +81,9 @@ class TransformersChatModel:
             raise ConfigError(
                 f"the tokenizer in {model_dir} has no chat template; use an instruct/chat model"
             )
-        self.model: Any = model.to(self.device).eval()
+        module: torch.nn.Module = model  # typed as the base class: PreTrainedModel.to's @wraps hides `to`
+        self.model: Any = module.to(self.device).eval()
+        self._encoder = ChatEncoder(self.tokenizer)
         window = int(getattr(model.config, "max_position_embeddings", 0) or 0) or context_tokens or 2048
         self.context_tokens = min(window, context_tokens or window)
         eos = model.generation_config.eos_token_id
@@ -122,8 +116,10 @@ class TransformersChatModel:
         prompt_tokens = int(inputs["input_ids"].shape[1])
         new = output[0, prompt_tokens:].tolist()
         stopped = bool(new) and new[-1] in self._eos
+        text = self.tokenizer.decode(new, skip_special_tokens=True)
+        assert isinstance(text, str)  # one sequence decodes to one string
         return Completion(
-            text=self.tokenizer.decode(new, skip_special_tokens=True),
+            text=text,
             prompt_tokens=prompt_tokens,
             completion_tokens=len(new),
             finish_reason="length" if len(new) >= max_tokens and not stopped else "stop",
@@ -170,9 +166,7 @@ class TransformersChatModel:
             raise InputError("no messages given; send at least one user message")
         if max_tokens < 1:
             raise LimitError(f"max_tokens must be at least 1, not {max_tokens}")
-        chat = [{"role": m.role, "content": m.content} for m in messages]
-        text = self.tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
-        enc = self.tokenizer(text, add_special_tokens=False, return_tensors="pt")
+        enc = self._encoder.encode(messages)
         used = int(enc["input_ids"].shape[1])
         if used + max_tokens > self.context_tokens:
             raise LimitError(
@@ -197,9 +191,10 @@ class TransformersChatModel:
         )
         criteria = StoppingCriteriaList([_StopOnEvents(stops)])
         with self._lock, self._adapter_scope(adapter), torch.inference_mode():
-            return self.model.generate(
+            output: torch.Tensor = self.model.generate(
                 **inputs, generation_config=config, stopping_criteria=criteria, streamer=streamer
             )
+        return output
 
     def _adapter_scope(self, adapter: str | None) -> AbstractContextManager[Any]:
         """Select the adapter for one call (caller holds the lock); None disables all adapters."""
