@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--readers", default="smollm2,qwen2.5-coder-0.5b")
-    parser.add_argument("--variants", default="legacy,short,focused", help=f"of {', '.join(VARIANTS)}")
+    parser.add_argument("--variants", default="legacy,brief,focused", help=f"of {', '.join(VARIANTS)}")
     parser.add_argument("--limit", type=int, default=12, help="questions per set (0: all)")
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--no-pg", action="store_true", help="leave the PostgreSQL row set out")

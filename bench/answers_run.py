@@ -25,10 +25,10 @@ LEGACY_SYSTEM = (
     "If the sources do not contain the answer, say so."
 )
 # The prompt variants. "legacy" is the prompt before the small-reader work: long instructions, rows as one
-# line, five whole sources; "short" is today's prompt over five whole sources; "focused" is today's default.
+# line, five whole sources; "brief" is today's prompt over five whole sources; "focused" is today's default.
 VARIANTS: dict[str, dict[str, Any]] = {
     "legacy": {"legacy_prompt": True, "answer": {"sources": 5, "candidates": 5, "focus_sentences": 0}},
-    "short": {"answer": {"sources": 5, "candidates": 5, "focus_sentences": 0}},
+    "brief": {"answer": {"sources": 5, "candidates": 5, "focus_sentences": 0}},
     "focused": {"answer": {}},
     "focused-k2": {"answer": {"sources": 2}},
 }

@@ -129,6 +129,7 @@ class AnswerService:
         """Validate citations, check each claim against the sources and assemble the answer."""
         text, marked = extract_citations(completion.text.strip(), len(prepared.hits))
         support = self.support.check(text, [h.text for h in prepared.hits], marked)
+        text = support.with_markers(text)
         timings = {**prepared.timings, "queue": queue_s, "generation": generation_s}
         log.info(
             "event=answered collection=%s sources=%d cited=%s supported=%s adapter=%s tokens=%d "

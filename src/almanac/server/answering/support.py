@@ -4,7 +4,8 @@ A small reader often writes no ``[n]`` at all, or cites the wrong source. So the
 markers: a claim is supported by a source when most of the claim's content words occur in it (lexical
 support, which catches codes, numbers and names exactly), or, failing that, when the claim's embedding is
 close to one of the source's sentences (paraphrases). `cited` is then the sources that support the answer,
-the model's own valid markers first; a claim no source supports is reported (`supported: false`).
+the model's own valid markers first; a claim no source supports is reported (`supported: false`), and a
+supported claim the model left unmarked gets its markers (`with_markers`).
 
     >>> content_words("The value is [2] os.path.basename, of course.")
     ['value', 'os.path.basename', 'course']
@@ -26,10 +27,10 @@ _STOP_WORDS = (
     "a an the is are was were be been of to in on at by for with from as and or not no it its this that "
     "these those there which what who whom when where why how does do did can could may might will would "
     "shall should has have had than then so such into about over under per via source sources answer "
-    "according provided"
+    "according provided see also called named known given"
 )
 _STOP = frozenset(_STOP_WORDS.split(" "))
-LEXICAL_SUPPORT = 0.6  # share of a claim's content words found in the source
+LEXICAL_SUPPORT = 0.7  # share of a claim's content words found in the source
 SEMANTIC_SUPPORT = 0.75  # cosine between the claim and a source sentence (MiniLM)
 
 
@@ -67,6 +68,19 @@ class Support:
     def supported(self) -> bool:
         """True when every claim has a supporting source (a refusal has no claims)."""
         return all(claim.supported for claim in self.claims)
+
+    def with_markers(self, answer: str) -> str:
+        """`answer` with ``[n]`` after each supported claim that carries no marker of its own.
+
+            >>> Support([Claim("Tamsin Pool.", [2])], [2]).with_markers("Tamsin Pool.")
+            'Tamsin Pool [2].'
+        """
+        for claim in self.claims:
+            if claim.sources and not _MARKER.search(claim.text):
+                body = claim.text.rstrip(".!?;:")
+                marked = body + " " + "".join(f"[{n}]" for n in claim.sources) + claim.text[len(body) :]
+                answer = answer.replace(claim.text, marked, 1)
+        return answer
 
 
 class SupportChecker:
