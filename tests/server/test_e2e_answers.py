@@ -1,10 +1,9 @@
 """End to end with the real embedded models: `almanac serve` (a subprocess, as users run it) with MiniLM and
-SmolLM2-135M over a small corpus and a SQLite table.
+the default embedded reader over a small corpus and a SQLite table.
 
-SmolLM2-135M answers these questions correctly with greedy decoding (deterministic), but it rarely writes
-[n] citations, so "cites the right source" is checked as: the right document is source 1 (what the model
-was shown first), and any citation the model does write points at a given source. The models dir is a
-session tmp folder (the GGUF is converted once per run); set ALMANAC_TEST_MODELS_DIR to reuse a folder.
+The reader answers with greedy decoding (deterministic); the prompt asks for no citation markers, so the
+server's claim check must attribute the answer to the right source and add the marker. The models dir is a
+session tmp folder (the reader is converted once per run); set ALMANAC_TEST_MODELS_DIR to reuse a folder.
 """
 
 from __future__ import annotations

@@ -85,6 +85,8 @@ def test_stream_sends_sources_then_tokens_then_done(client: TestClient, chat: Sc
     done = events[-1][1]
     assert done["answer"] == "Kessik erupted in 1821 [1]."  # cleaned: [8] points at no source
     assert done["cited"] == [1]
+    assert done["supported"] is True and done["refused"] is False and done["claims"][0]["sources"] == [1]
+    assert 0 < done["timings"]["first_token"] <= done["timings"]["queue"] + done["timings"]["generation"]
     assert done["usage"]["completion_tokens"] > 0 and done["usage"]["prompt_tokens"] > 0
 
 

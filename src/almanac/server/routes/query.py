@@ -1,8 +1,8 @@
 """POST /v1/query (answer, optionally streamed as server-sent events) and POST /v1/search (retrieval only).
 
 Streamed answers send, in order: ``event: sources`` (the sources, model and adapter), ``event: token`` per
-piece of text, then ``event: done`` with the cleaned answer (citations to no source removed), `cited`,
-`usage` and `timings`. An error after the stream started arrives as ``event: error`` in the error shape.
+piece of text (markers to no source removed), then ``event: done`` with the final answer, `cited`, `usage`,
+`timings` (with `first_token`), `supported`, `refused` and `claims`. An error after the stream started arrives as ``event: error`` in the error shape.
 """
 
 from __future__ import annotations
@@ -135,7 +135,7 @@ async def _answer_events(
             elif isinstance(item, Answer):
                 services.metrics.observe_answer(item)
                 done = item.as_json()
-                yield sse_event({k: done[k] for k in ("answer", "cited", "usage", "timings")}, "done")
+                yield sse_event({k: done[k] for k in ("answer", "cited", "usage", "timings", "supported", "refused", "claims")}, "done")
     except AlmanacError as exc:
         yield sse_event(error_body(classify(exc)[1], str(exc)), "error")
 
