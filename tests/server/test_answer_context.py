@@ -53,7 +53,7 @@ def test_follow_up_questions_carry_the_conversation_into_retrieval() -> None:
         ChatMessage("assistant", "It is a bike [1]."),
     ]
     assert standalone_query("How much does it weigh?", history, 2) == (
-        "Tell me about the Trail 29\nHow much does it weigh?"
+        "Tell me about the Trail 29\nIt is a bike.\nHow much does it weigh?"  # markers dropped
     )
     assert standalone_query("How much does it weigh?", history, 0) == "How much does it weigh?"
     assert standalone_query("Hello", [], 2) == "Hello"

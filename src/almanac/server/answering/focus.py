@@ -25,6 +25,7 @@ from almanac.core.settings import AnswerSettings
 from almanac.core.types import ChatMessage, Hit
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\"'`*])|\n+")
+_MARKERS = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
 _GAP = "…"  # marks the places where sentences were left out
 
 
@@ -85,10 +86,13 @@ class SourceFocus:
 
 def standalone_query(question: str, history: Sequence[ChatMessage], turns: int) -> str:
     """What retrieval searches for: a follow-up ("How much does it weigh?") carries no subject of its own,
-    so the last `turns` user questions of the conversation are put before it.
+    so the last `turns` exchanges of the conversation (questions and replies: the subject is often named
+    only in the reply) are put before it, citation markers removed.
 
-        >>> standalone_query("How heavy is it?", [ChatMessage("user", "Tell me about the Trail 29")], 2)
-        'Tell me about the Trail 29\\nHow heavy is it?'
+        >>> history = [ChatMessage("user", "Which bike won?"), ChatMessage("assistant", "The Storm SL [1].")]
+        >>> standalone_query("How heavy is it?", history, 1)
+        'Which bike won?\\nThe Storm SL.\\nHow heavy is it?'
     """
-    earlier = [m.content.strip() for m in history if m.role == "user" and m.content.strip()]
-    return "\n".join([*earlier[-turns:], question]) if turns and earlier else question
+    earlier = [_MARKERS.sub("", m.content).strip() for m in history if m.role in ("user", "assistant")]
+    earlier = [text for text in earlier if text]
+    return "\n".join([*earlier[-2 * turns :], question]) if turns and earlier else question
