@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -103,6 +104,21 @@ def run_config(reader: str, variant: str, items: list[dict[str, Any]], max_new_t
         return {"reader": reader, "variant": variant, **json.loads(out_path.read_text())}
 
 
+def loose_match(result: dict[str, Any]) -> bool:
+    """Contains-match with punctuation read as spaces, so "functools.cache(user_function)" contains
+    "functools.cache" (the strict match glues them into one word); a refusal is still wrong.
+
+    >>> loose_match({"answer": "Use @functools.cache(f) [1]", "gold": "functools.cache", "refused": False})
+    True
+    """
+
+    def words(text: str) -> str:
+        return " ".join(re.sub(r"[^\w]+", " ", re.sub(r"\[\d+\]", " ", text.lower())).split())
+
+    gold = words(result["gold"] or "")
+    return bool(gold) and not result["refused"] and f" {gold} " in f" {words(result['answer'])} "
+
+
 def summarize(run: dict[str, Any]) -> dict[str, Any]:
     """The table row of one configuration."""
     results = run["results"]
@@ -117,6 +133,8 @@ def summarize(run: dict[str, Any]) -> dict[str, Any]:
     row = {"reader": run["reader"], "variant": run["variant"], "n": len(results)}
     for name in SETS:
         row[f"{name} acc"] = share([r for r in answerable if r["set"] == name], "correct")
+    docs = [{**r, "loose": loose_match(r)} for r in answerable if r["set"] == "docs"]
+    row["docs acc, punctuation as spaces"] = share(docs, "loose")
     row |= {
         "in context": share(answerable, "in_context"),
         "refusal acc": share(unanswerable, "refused"),
