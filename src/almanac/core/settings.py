@@ -145,7 +145,7 @@ class AnswerSettings(BaseModel):
         "None: the value calibrated for the embedded MiniLM (bench/answer_threshold.py), no gate for others",
     )
     history_turns: int = Field(
-        2, ge=0, le=20, description="earlier exchanges (question and reply) searched with a follow-up question"
+        2, ge=0, le=20, description="earlier exchanges (question and reply) searched with a follow-up"
     )
 
     def relevance_floor(self, embedding_model: str) -> float:

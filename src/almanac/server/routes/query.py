@@ -2,7 +2,8 @@
 
 Streamed answers send, in order: ``event: sources`` (the sources, model and adapter), ``event: token`` per
 piece of text (markers to no source removed), then ``event: done`` with the final answer, `cited`, `usage`,
-`timings` (with `first_token`), `supported`, `refused` and `claims`. An error after the stream started arrives as ``event: error`` in the error shape.
+`timings` (with `first_token`), `supported`, `refused` and `claims`. An error after the stream started
+arrives as ``event: error`` in the error shape.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from almanac.server.routes.auth import ReadKey
 from almanac.server.routes.deps import ServicesDep
 from almanac.server.routes.schemas import QueryResponse, SearchResponse, error_responses
 from almanac.server.services import Services
+
+_DONE_KEYS = ("answer", "cited", "usage", "timings", "supported", "refused", "claims")
 
 router = APIRouter(tags=["query"], responses=error_responses(400, 401, 403, 404, 409, 413, 422, 502))
 
@@ -135,7 +138,7 @@ async def _answer_events(
             elif isinstance(item, Answer):
                 services.metrics.observe_answer(item)
                 done = item.as_json()
-                yield sse_event({k: done[k] for k in ("answer", "cited", "usage", "timings", "supported", "refused", "claims")}, "done")
+                yield sse_event({k: done[k] for k in _DONE_KEYS}, "done")
     except AlmanacError as exc:
         yield sse_event(error_body(classify(exc)[1], str(exc)), "error")
 
