@@ -72,8 +72,8 @@ class Support:
     def with_markers(self, answer: str) -> str:
         """`answer` with ``[n]`` after each supported claim that carries no marker of its own.
 
-            >>> Support([Claim("Tamsin Pool.", [2])], [2]).with_markers("Tamsin Pool.")
-            'Tamsin Pool [2].'
+        >>> Support([Claim("Tamsin Pool.", [2])], [2]).with_markers("Tamsin Pool.")
+        'Tamsin Pool [2].'
         """
         for claim in self.claims:
             if claim.sources and not _MARKER.search(claim.text):
