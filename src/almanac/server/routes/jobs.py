@@ -16,6 +16,7 @@ from almanac.core.errors import ForbiddenError
 from almanac.server.routes.auth import ReadKey, WriteKey
 from almanac.server.routes.deps import ServicesDep
 from almanac.server.routes.job_schemas import JobOut, JobsResponse
+from almanac.server.routes.params import Offset
 from almanac.server.routes.schemas import error_responses
 
 router = APIRouter(prefix="/v1", tags=["jobs"], responses=error_responses(401, 403, 422))
@@ -81,7 +82,7 @@ async def list_jobs(
     principal: ReadKey,
     services: ServicesDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> dict[str, Any]:
     """Jobs, newest first (for a key bound to a collection: only that collection's, within the page)."""
     jobs = await run_in_threadpool(services.jobs.list, limit, offset)
