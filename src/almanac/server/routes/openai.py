@@ -38,7 +38,7 @@ from almanac.server.keys.principal import Principal
 from almanac.server.routes.auth import ReadKey
 from almanac.server.routes.deps import ServicesDep
 from almanac.server.routes.openai_schemas import ChatCompletion, EmbeddingList, ModelList
-from almanac.server.routes.schemas import error_responses
+from almanac.server.routes.schemas import error_responses, streamed_responses
 from almanac.server.services import Services
 
 router = APIRouter(tags=["openai"], responses=error_responses(401, 403))
@@ -54,14 +54,11 @@ def _ask(body: ChatCompletionRequest, principal: Principal, services: Services) 
     return Ask(question, collection, body.top_k, name.adapter, tokens, history)
 
 
-# Streams bypass the model (a StreamingResponse is sent as is); `responses` documents them. JSONResponse
-# keeps the body rendered by json.dumps, as before the model (FastAPI's fast path writes 5e-05 as 0.00005).
-_STREAMED: dict[int | str, dict[str, Any]] = {
-    200: {
-        "description": "The completion; with `stream: true`, chat.completion.chunk events, then [DONE]",
-        "content": {"text/event-stream": {"schema": {"type": "string"}}},
-    }
-}
+# JSONResponse keeps the body rendered by json.dumps, as before the model (FastAPI's fast path writes 5e-05
+# as 0.00005).
+_STREAMED = streamed_responses(
+    "The completion; with `stream: true`, chat.completion.chunk events, then [DONE]"
+)
 
 
 @router.post(

@@ -26,7 +26,7 @@ from almanac.server.http.sse import KEEP_ALIVE, SSE_HEADERS, follow_client, sse_
 from almanac.server.keys.principal import Principal
 from almanac.server.routes.auth import ReadKey
 from almanac.server.routes.deps import ServicesDep
-from almanac.server.routes.schemas import QueryResponse, SearchResponse, error_responses
+from almanac.server.routes.schemas import QueryResponse, SearchResponse, error_responses, streamed_responses
 from almanac.server.services import Services
 
 _DONE_KEYS = ("answer", "cited", "usage", "timings", "supported", "refused", "claims")
@@ -76,15 +76,9 @@ def _collection(principal: Principal, asked: str | None, services: Services) -> 
     return name
 
 
-# Streamed answers bypass the model (a StreamingResponse is sent as is); `responses` documents them.
 # JSONResponse keeps the body rendered by json.dumps, as before the model (FastAPI's default fast path
 # writes 5e-05 as 0.00005).
-_STREAMED: dict[int | str, dict[str, Any]] = {
-    200: {
-        "description": "The answer; with `stream: true`, server-sent events: sources, token..., done",
-        "content": {"text/event-stream": {"schema": {"type": "string"}}},
-    }
-}
+_STREAMED = streamed_responses("The answer; with `stream: true`, server-sent events: sources, token..., done")
 
 
 @router.post(

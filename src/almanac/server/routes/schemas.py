@@ -59,6 +59,19 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: {"model": ErrorResponse, "description": _ERRORS[status]} for status in statuses}
 
 
+def streamed_responses(description: str) -> dict[int | str, dict[str, Any]]:
+    """FastAPI `responses=` documenting a 200 that is JSON, or server-sent events with `stream: true`.
+
+    A StreamingResponse bypasses the response model, so only `responses` can show it in the schema.
+
+        >>> list(streamed_responses("The answer")[200]["content"])
+        ['text/event-stream']
+    """
+    return {
+        200: {"description": description, "content": {"text/event-stream": {"schema": {"type": "string"}}}}
+    }
+
+
 class SourceOut(ResponseModel):
     """A retrieved source as clients see it (core.types.Hit.as_json)."""
 
