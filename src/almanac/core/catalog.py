@@ -244,6 +244,18 @@ class Catalog:
             else:
                 row.url = url
 
+    def holds_rows(self, collection: str, source: str, table: str | None = None) -> bool:
+        """True when `collection` holds a row of `source` (of `table`, when given): ``db://SOURCE/TABLE/..``."""
+        prefix = f"db://{source}/{table}/" if table is not None else f"db://{source}/"
+        query = (
+            select(DocumentRow.id)
+            .join(CollectionRow, CollectionRow.id == DocumentRow.collection_id)
+            .where(CollectionRow.name == collection, DocumentRow.source.startswith(prefix, autoescape=True))
+            .limit(1)
+        )
+        with self._sessions() as s:
+            return s.scalar(query) is not None
+
     def source_urls(self) -> dict[str, str]:
         """name -> URL of every registered source database."""
         with self._sessions() as s:

@@ -163,17 +163,21 @@ class DocumentLibrary:
             total = s.scalar(total_query) or 0
         return DocumentPage(collection, docs, total, offset, limit)
 
-    def locate(self, document_id: int) -> tuple[str, str]:
-        """(collection, source) of a document; NotFoundError when there is none."""
+    def locate(self, document_id: int, within: str | None = None) -> tuple[str, str]:
+        """(collection, source) of a document; NotFoundError when there is none (in `within`, when given)."""
         query = (
             select(CollectionRow.name, DocumentRow.source)
             .join(CollectionRow, CollectionRow.id == DocumentRow.collection_id)
             .where(DocumentRow.id == document_id)
         )
+        if within is not None:
+            query = query.where(CollectionRow.name == within)
         with self.catalog.transaction() as s:
             found = s.execute(query).first()
         if found is None:
-            raise NotFoundError(f"no document {document_id}; GET /v1/documents?collection=NAME lists them")
+            raise NotFoundError(
+                f"no document {document_id}; GET /v1/documents lists a collection's documents"
+            )
         return found[0], found[1]
 
     def delete(self, document_id: int) -> JobView:

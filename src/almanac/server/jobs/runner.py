@@ -114,9 +114,9 @@ class JobRunner:
         """The job's current state."""
         return self.store.get(job_id)
 
-    def list(self, limit: int = 50, offset: int = 0) -> list[JobView]:
-        """Jobs, newest first."""
-        return self.store.list(limit, offset)
+    def list(self, limit: int = 50, offset: int = 0, collection: str | None = None) -> list[JobView]:
+        """Jobs, newest first; only `collection`'s when given."""
+        return self.store.list(limit, offset, collection)
 
     def wait(self, job_id: str, timeout_s: float) -> JobView:
         """The job once it is done, or as it stands after `timeout_s`."""

@@ -148,9 +148,12 @@ class JobStore:
                 raise NotFoundError(f"no job {job_id!r}; GET /v1/jobs lists the jobs")
             return JobView.of(row)
 
-    def list(self, limit: int = 50, offset: int = 0) -> list[JobView]:
-        """Jobs, newest first."""
-        query = select(JobRow).order_by(JobRow.created_at.desc(), JobRow.id).offset(offset).limit(limit)
+    def list(self, limit: int = 50, offset: int = 0, collection: str | None = None) -> list[JobView]:
+        """Jobs, newest first; only `collection`'s when given (filtered before the page is cut)."""
+        query = select(JobRow)
+        if collection is not None:
+            query = query.where(JobRow.spec["collection"].as_string() == collection)
+        query = query.order_by(JobRow.created_at.desc(), JobRow.id).offset(offset).limit(limit)
         with self.catalog.transaction() as s:
             return [JobView.of(row) for row in s.scalars(query)]
 

@@ -64,8 +64,8 @@ class Retriever:
         row = self.catalog.collection(collection)
         if row is None:
             raise NotFoundError(
-                f"no collection {collection!r}; run `almanac ingest PATH --collection "
-                f"{collection}` first (collections: {', '.join(self.catalog.collection_names())})"
+                f"no collection {collection!r}; run `almanac ingest PATH --collection {collection}` "
+                "first, or use one that `almanac status` or GET /v1/models lists"
             )
         latest = self.catalog.latest_version(row.id)
         served = self._served.get(collection)

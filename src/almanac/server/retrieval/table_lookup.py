@@ -8,13 +8,17 @@ hidden). Example: ``ALMANAC_SERVER__LOOKUP_TABLES='["shop.bikes", "staff:id,name
 Values are bound parameters, table and column names come from reflection (never from the request text),
 reads run in a read-only transaction with ``lookup_timeout_ms`` and at most ``lookup_row_cap`` rows.
 
+A lookup for a key bound to a collection is scoped by `visible(source, table)`: only tables whose rows were
+ingested into that collection are open, and the messages name no other source or table (an unknown and a
+hidden table get the same 400).
+
     >>> LookupRule.parse("shop.staff:id,name")
     LookupRule(source='shop', table='staff', columns=('id', 'name'))
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -88,31 +92,32 @@ def check_value(column: str, value: object) -> None:
         raise InputError(f"value for {column!r} holds a NUL character; remove it")
 
 
-class TableLookup:
-    """Checks a lookup against the allow-list and runs it on the table's source."""
+Visible = Callable[[str, str], bool]  # (source, table) -> may this caller see it
 
-    def __init__(self, settings: ServerSettings, sources: Sources) -> None:
-        self.settings, self.sources = settings, sources
+
+class TableLookup:
+    """Checks a lookup against the allow-list (and the caller's scope) and runs it on the table's source."""
+
+    def __init__(self, settings: ServerSettings, sources: Sources, visible: Visible | None = None) -> None:
+        self.settings, self.sources, self.visible = settings, sources, visible
         self.rules = [LookupRule.parse(entry) for entry in settings.lookup_tables]
 
     def allowed(self) -> list[str]:
-        """The allow-listed tables, as configured."""
-        return [rule.name for rule in self.rules]
+        """The allow-listed tables, as configured; for a scoped caller only its own `source.table` ones."""
+        if self.visible is None:
+            return [rule.name for rule in self.rules]
+        return [r.name for r in self.rules if r.source is not None and self._sees(r.source, r.table)]
 
     def lookup(self, table: str, where: Mapping[str, Any], limit: int) -> LookupResult:
         """Rows of an allow-listed table whose columns equal `where` (at most the row cap)."""
         source, _, name = table.rpartition(".")
         rule = next((r for r in self.rules if r.matches(source or None, name)), None)
-        if rule is None:
-            allowed = ", ".join(self.allowed())
-            raise UnknownTableError(
-                f"table {table!r} is not open to lookups; allowed tables: {allowed}"
-                if allowed
-                else "no table is open to lookups; list tables in ALMANAC_SERVER__LOOKUP_TABLES"
-            )
+        named = source or (rule.source if rule else None)
+        if rule is None or (named and not self._sees(named, name)):
+            raise self._not_open(table)
         for column, value in where.items():
             check_value(column, value)
-        db = self._source_of(source or rule.source, name)
+        db = self._source_of(named or None, name)  # a bare table: only sources the caller sees are tried
         cap = self.settings.lookup_row_cap
         rows = db.lookup(
             name,
@@ -126,12 +131,28 @@ class TableLookup:
             rows = [{c: v for c, v in row.items() if c in rule.columns} for row in rows]
         return LookupResult(db.name, name, rows, min(limit, cap))
 
+    def _sees(self, source: str, table: str) -> bool:
+        """True when the caller may look up `source.table` (always, for an unscoped caller)."""
+        return self.visible is None or self.visible(source, table)
+
+    def _not_open(self, table: str) -> UnknownTableError:
+        """The 400 for a table not open to this caller, naming only tables it may use."""
+        allowed = ", ".join(self.allowed())
+        asked = "that table" if self.visible is not None else f"table {table!r}"  # never echo another's name
+        if allowed:
+            return UnknownTableError(f"{asked} is not open to lookups; allowed tables: {allowed}")
+        if self.visible is not None:
+            return UnknownTableError(f"{asked} is not open to lookups for this key's collection")
+        return UnknownTableError("no table is open to lookups; list tables in ALMANAC_SERVER__LOOKUP_TABLES")
+
     def _source_of(self, source: str | None, table: str) -> SourceDatabase:
-        """The named source, or the one registered source that has `table`."""
+        """The named source, or the one registered source (visible to the caller) that has `table`."""
         if source is not None:
             return self.sources.get(source)
         holders = []
         for name in self.sources.names():
+            if not self._sees(name, table):
+                continue
             try:
                 db = self.sources.get(name)
                 db.check_table(table)

@@ -1,7 +1,8 @@
 """GET /v1/adapters, POST /v1/adapters/{name}/promote, POST /v1/adapters/rollback (admin keys only).
 
 Promotion and rollback move the registry's default-adapter pointer; the server reads it per request, so the
-next answer uses the new default without a restart.
+next answer uses the new default without a restart. The default serves every collection, so an admin key
+bound to one collection may list adapters but not move the default.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from fastapi import APIRouter, Query
 from starlette.concurrency import run_in_threadpool
 
 from almanac.core.adapter_manifest import AdapterManifest
+from almanac.core.errors import ForbiddenError
+from almanac.server.keys.principal import Principal
 from almanac.server.routes.auth import AdminKey
 from almanac.server.routes.deps import ServicesDep
 from almanac.server.routes.schemas import (
@@ -23,6 +26,16 @@ from almanac.server.routes.schemas import (
 )
 
 router = APIRouter(prefix="/v1", tags=["adapters"], responses=error_responses(401, 403))
+
+
+def _check_unbound(principal: Principal) -> None:
+    """ForbiddenError for a key bound to one collection: the default adapter answers every collection."""
+    if principal.bound:
+        raise ForbiddenError(
+            f"key {principal.key_prefix} is bound to collection {principal.collection!r}, but the default "
+            "adapter serves every collection; use an admin key bound to no collection (`almanac keys create "
+            "--scope admin`)"
+        )
 
 
 def _summary(manifest: AdapterManifest, default: str | None) -> AdapterOut:
@@ -54,17 +67,19 @@ async def list_adapters(_principal: AdminKey, services: ServicesDep) -> Adapters
 )
 async def promote_adapter(
     name: str,
-    _principal: AdminKey,
+    principal: AdminKey,
     services: ServicesDep,
     force: Annotated[bool, Query(description="skip the evaluation checks")] = False,
 ) -> AdapterPromoteResponse:
     """Make `name` the default adapter (refused when its evaluation is worse, unless force)."""
+    _check_unbound(principal)
     previous = await run_in_threadpool(services.registry.promote, name, force)
     return AdapterPromoteResponse(default=name, previous=previous)
 
 
 @router.post("/adapters/rollback", response_model=AdapterDefaultResponse, responses=error_responses(400))
-async def rollback_adapter(_principal: AdminKey, services: ServicesDep) -> AdapterDefaultResponse:
+async def rollback_adapter(principal: AdminKey, services: ServicesDep) -> AdapterDefaultResponse:
     """Return to the default before the last promotion (null: the base model)."""
+    _check_unbound(principal)
     default = await run_in_threadpool(services.registry.rollback)
     return AdapterDefaultResponse(default=default)

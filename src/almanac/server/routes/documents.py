@@ -2,7 +2,8 @@
 
 Uploads and deletes run as jobs of the one writer (see server/document_library.py). The request waits up to
 `wait` seconds (default 30): 201 (upload) or 200 (delete) when the job is done, else 202 with the job to
-poll at GET /v1/jobs/{id}.
+poll at GET /v1/jobs/{id}. A key bound to a collection reaches only its own: another collection is the same
+403 as an unknown one, and another collection's document id is a 404 like an unknown id.
 """
 
 from __future__ import annotations
@@ -60,8 +61,7 @@ async def upload_documents(
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
 ) -> dict[str, Any]:
     """Save and ingest uploaded files; the response lists the new document ids."""
-    name = collection or principal.collection_or(services.settings.default_collection)
-    principal.check_collection(name)
+    name = principal.resolve_collection(collection, services.settings.default_collection)
     files = [(f.filename or "", f.file) for f in file]
     job = await run_in_threadpool(_library(services).upload, name, files, idempotency_key)
     job = await services.jobs.wait_async(job.id, wait)
@@ -80,8 +80,7 @@ async def list_documents(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> DocumentsResponse:
     """A page of a collection's documents: id, source, kind, title, chunks, updated_at."""
-    name = collection or principal.collection_or(services.settings.default_collection)
-    principal.check_collection(name)
+    name = principal.resolve_collection(collection, services.settings.default_collection)
     page = await run_in_threadpool(_library(services).list, name, offset, limit)
     documents = [
         DocumentOut(
@@ -115,8 +114,8 @@ async def delete_document(
 ) -> dict[str, Any]:
     """Remove a document (through the indexer pipeline, under the writer lock)."""
     library = _library(services)
-    collection, _source = await run_in_threadpool(library.locate, document_id)
-    principal.check_collection(collection)
+    # A bound key gets 404 for another collection's document: ids are sequential, so a 403 would enumerate.
+    await run_in_threadpool(library.locate, document_id, principal.collection)
     job = await run_in_threadpool(library.delete, document_id)
     job = await services.jobs.wait_async(job.id, wait)
     if not job.done:

@@ -1,7 +1,8 @@
 """POST /v1/jobs, GET /v1/jobs/{id}, GET /v1/jobs: bulk ingestion of a server-side folder or a database.
 
 A job naming a database by URL needs an admin key (it makes the server connect somewhere new); by the name
-of a registered source, a write key. A key bound to a collection sees and starts only that collection's jobs.
+of a registered source, a write key. A key bound to a collection sees and starts only that collection's jobs
+(another collection's job is a 404, as an unknown id) and names only sources its collection holds rows of.
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ from fastapi import APIRouter, Header, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from almanac.core.errors import ForbiddenError
+from almanac.core.errors import ForbiddenError, InputError, NotFoundError
 from almanac.server.routes.auth import ReadKey, WriteKey
 from almanac.server.routes.deps import ServicesDep
 from almanac.server.routes.job_schemas import JobOut, JobsResponse
 from almanac.server.routes.params import Offset
 from almanac.server.routes.schemas import error_responses
+from almanac.server.services import Services
 
 router = APIRouter(prefix="/v1", tags=["jobs"], responses=error_responses(401, 403, 422))
 
@@ -60,20 +62,30 @@ async def create_job(
             "a job that gives a database URL needs an admin key; "
             "or name a registered source with `source` (sources are registered by `almanac ingest-db`)"
         )
-    collection = body.collection or principal.collection_or(services.settings.default_collection)
-    principal.check_collection(collection)
+    collection = principal.resolve_collection(body.collection, services.settings.default_collection)
+    if principal.bound and body.source is not None:
+        await run_in_threadpool(_check_source, services, collection, body.source)
     request = body.model_dump(exclude_none=True) | {"collection": collection}
     job = await run_in_threadpool(services.jobs.submit, request, key)
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     return job.as_json()
 
 
+def _check_source(services: Services, collection: str, source: str) -> None:
+    """A bound key may re-ingest only sources its collection already holds rows of (never name the others)."""
+    if not services.catalog.holds_rows(collection, source):
+        raise InputError(
+            f"that source is unknown to collection {collection!r}; a key bound to a collection may only "
+            "ingest sources it already holds: ask an admin to run `almanac ingest-db` for it"
+        )
+
+
 @router.get("/jobs/{job_id}", response_model=JobOut, responses=error_responses(404))
 async def get_job(job_id: str, principal: ReadKey, services: ServicesDep) -> dict[str, Any]:
     """The job's state, progress, per-item errors and (when done) its report."""
     job = await run_in_threadpool(services.jobs.get, job_id)
-    if job.collection is not None:
-        principal.check_collection(job.collection)
+    if principal.bound and job.collection != principal.collection:
+        raise NotFoundError(f"no job {job_id!r}; GET /v1/jobs lists the jobs")  # as for an unknown id
     return job.as_json()
 
 
@@ -84,7 +96,6 @@ async def list_jobs(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Offset = 0,
 ) -> dict[str, Any]:
-    """Jobs, newest first (for a key bound to a collection: only that collection's, within the page)."""
-    jobs = await run_in_threadpool(services.jobs.list, limit, offset)
-    visible = [j for j in jobs if principal.collection in (None, j.collection)]
-    return {"jobs": [j.as_json() for j in visible], "offset": offset, "limit": limit}
+    """Jobs, newest first (for a key bound to a collection: only that collection's)."""
+    jobs = await run_in_threadpool(services.jobs.list, limit, offset, principal.collection)
+    return {"jobs": [j.as_json() for j in jobs], "offset": offset, "limit": limit}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter
@@ -41,9 +42,15 @@ class LookupRequest(BaseModel):
 
 
 @router.post("/lookup", response_model=LookupResponse)
-async def lookup(body: LookupRequest, _principal: ReadKey, services: ServicesDep) -> LookupResponse:
-    """Rows of an allow-listed table; 400 naming the allowed tables for anything else."""
-    service = TableLookup(services.settings.server, services.sources)
+async def lookup(body: LookupRequest, principal: ReadKey, services: ServicesDep) -> LookupResponse:
+    """Rows of an allow-listed table; 400 naming the allowed tables for anything else.
+
+    A key bound to a collection may look up only tables whose rows were ingested into that collection.
+    """
+    visible = (
+        None if principal.collection is None else partial(services.catalog.holds_rows, principal.collection)
+    )
+    service = TableLookup(services.settings.server, services.sources, visible)
     found = await run_in_threadpool(service.lookup, body.table, body.where, body.limit)
     return LookupResponse(
         source=found.source, table=found.table, rows=found.rows, count=len(found.rows), limit=found.limit

@@ -47,8 +47,7 @@ MAX_HISTORY = 6  # earlier turns kept: the small default model has a 2048-token 
 
 def _ask(body: ChatCompletionRequest, principal: Principal, services: Services) -> Ask:
     name = ModelName.parse(body.model)
-    collection = name.collection or principal.collection_or(services.settings.default_collection)
-    principal.check_collection(collection)
+    collection = principal.resolve_collection(name.collection, services.settings.default_collection)
     question, history = body.question_and_history(MAX_HISTORY)
     tokens = body.max_completion_tokens or body.max_tokens
     return Ask(question, collection, body.top_k, name.adapter, tokens, history)

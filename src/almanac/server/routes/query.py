@@ -23,7 +23,6 @@ from almanac.server.answering.answer import Answer, Ask, Prepared
 from almanac.server.http.client_watch import run_while_connected
 from almanac.server.http.error_responses import classify, error_body
 from almanac.server.http.sse import KEEP_ALIVE, SSE_HEADERS, follow_client, sse_event
-from almanac.server.keys.principal import Principal
 from almanac.server.routes.auth import ReadKey
 from almanac.server.routes.deps import ServicesDep
 from almanac.server.routes.schemas import QueryResponse, SearchResponse, error_responses, streamed_responses
@@ -70,12 +69,6 @@ class SearchRequest(BaseModel):
     top_k: int | None = Field(None, ge=1, le=1000)
 
 
-def _collection(principal: Principal, asked: str | None, services: Services) -> str:
-    name = asked or principal.collection_or(services.settings.default_collection)
-    principal.check_collection(name)
-    return name
-
-
 # JSONResponse keeps the body rendered by json.dumps, as before the model (FastAPI's default fast path
 # writes 5e-05 as 0.00005).
 _STREAMED = streamed_responses("The answer; with `stream: true`, server-sent events: sources, token..., done")
@@ -93,7 +86,7 @@ async def query(
     """Answer a question from the collection, with sources and checked citations."""
     ask = Ask(
         body.question,
-        _collection(principal, body.collection, services),
+        principal.resolve_collection(body.collection, services.settings.default_collection),
         body.top_k,
         body.adapter,
         body.max_tokens,
@@ -140,10 +133,10 @@ async def _answer_events(
 @router.post("/v1/search", response_model=SearchResponse)
 async def search(body: SearchRequest, principal: ReadKey, services: ServicesDep) -> dict[str, Any]:
     """Hybrid search without generation; concurrent searches share one embedding call."""
+    collection = principal.resolve_collection(body.collection, services.settings.default_collection)
     limits = services.answerer.limits
     query_text = limits.question(body.query, "query")
     k = limits.top_k(body.top_k if body.top_k is not None else services.settings.retrieval.top_k)
-    collection = _collection(principal, body.collection, services)
     started = time.perf_counter()
     hits = await run_in_threadpool(services.searcher.search, query_text, collection, k)
     services.metrics.retrieval.observe(time.perf_counter() - started)
