@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -38,6 +37,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
 from answers_run import VARIANTS  # noqa: E402
+from finetune_eval import lenient_contains  # noqa: E402
 
 HOME = BENCH / "data" / "answers-home"
 OUT = BENCH / "out" / "answers.json"
@@ -105,18 +105,9 @@ def run_config(reader: str, variant: str, items: list[dict[str, Any]], max_new_t
 
 
 def loose_match(result: dict[str, Any]) -> bool:
-    """Contains-match with punctuation read as spaces, so "functools.cache(user_function)" contains
-    "functools.cache" (the strict match glues them into one word); a refusal is still wrong.
-
-    >>> loose_match({"answer": "Use @functools.cache(f) [1]", "gold": "functools.cache", "refused": False})
-    True
-    """
-
-    def words(text: str) -> str:
-        return " ".join(re.sub(r"[^\w]+", " ", re.sub(r"\[\d+\]", " ", text.lower())).split())
-
-    gold = words(result["gold"] or "")
-    return bool(gold) and not result["refused"] and f" {gold} " in f" {words(result['answer'])} "
+    """`finetune_eval.lenient_contains` (punctuation read as spaces, so "functools.cache(user_function)"
+    contains "functools.cache", which the strict match glues into one word); a refusal is still wrong."""
+    return not result["refused"] and lenient_contains(result["answer"], result["gold"] or "")
 
 
 def summarize(run: dict[str, Any]) -> dict[str, Any]:

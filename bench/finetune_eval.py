@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import string
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 import finetune_stages as stages
 import numpy as np
 
+from almanac.core.prompt import CITATION
 from almanac.core.settings import Settings
 from almanac.finetune.evaluation import EvalQuestion, load_questions
 from almanac.finetune.evaluation_report import EvalReport
@@ -32,7 +32,6 @@ from almanac.finetune.records import QARecord, file_sha256
 
 QUESTIONS = Path(__file__).resolve().parent / "python_docs_questions.jsonl"
 _PUNCTUATION_TO_SPACE = str.maketrans(string.punctuation, " " * len(string.punctuation))
-_CITATION = re.compile(r"\[\d+(?:\s*,\s*\d+)*\]")
 
 
 def evaluate(
@@ -47,7 +46,7 @@ def evaluate(
 
 
 def _lenient(text: str) -> str:
-    return " ".join(_CITATION.sub(" ", text.lower()).translate(_PUNCTUATION_TO_SPACE).split())
+    return " ".join(CITATION.sub(" ", text.lower()).translate(_PUNCTUATION_TO_SPACE).split())
 
 
 def lenient_contains(reply: str, gold: str) -> bool:

@@ -5,19 +5,16 @@ Imports of the heavier sides (server, models) happen inside the builders, so `al
 
 from __future__ import annotations
 
-from functools import partial
 from typing import TYPE_CHECKING
 
 from almanac.core.catalog import Catalog
 from almanac.core.embedder import HashingEmbedder, SentenceTransformerEmbedder
 from almanac.core.embedder import build_embedder as _build_embedder
-from almanac.core.model_cache import served_model_name
 from almanac.core.ports import Embedder
 from almanac.core.settings import Settings
 from almanac.core.types import Hit
 
 if TYPE_CHECKING:
-    from almanac.core.chat_model import TransformersChatModel
     from almanac.finetune.evaluation import Evaluator
     from almanac.indexer.pipeline import Indexer
     from almanac.indexer.report import Progress
@@ -70,13 +67,6 @@ def search_live(settings: Settings, query: str, collection: str, k: int) -> list
         sources.close()
 
 
-def build_chat_model(settings: Settings) -> TransformersChatModel:
-    """The configured chat model (the embedded reader by default), with its default adapter loaded."""
-    from almanac.core.chat_model import build_chat_model as _build_chat_model
-
-    return _build_chat_model(settings)
-
-
 def build_answering(settings: Settings, base_only: bool = False) -> AnsweringStack:
     """The server's answering stack (retrieval, live rows, prompt, chat model) for CLI use, built once.
 
@@ -85,12 +75,11 @@ def build_answering(settings: Settings, base_only: bool = False) -> AnsweringSta
     """
     from almanac.core.adapter_registry import AdapterRegistry
     from almanac.server.answering.adapter_policy import AdapterPolicy
-    from almanac.server.chat.lazy_chat_model import LazyChatModel
     from almanac.server.services import build_answering as _build_answering
-    from almanac.server.services import serving_adapters
+    from almanac.server.services import configured_chat, serving_adapters
 
     catalog = open_catalog(settings)
-    chat = LazyChatModel(partial(build_chat_model, settings), served_model_name(settings.chat.model))
+    chat = configured_chat(settings)
     registry = AdapterRegistry(settings.adapters_dir)
     adapters = AdapterPolicy() if base_only else serving_adapters(settings, registry)
     return _build_answering(settings, catalog, build_embedder(settings), chat, adapters)

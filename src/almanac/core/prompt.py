@@ -46,7 +46,8 @@ _REFUSALS = (
     "not in the sources",
 )
 _FENCE = re.compile(r"<\s*/?\s*source\b", re.IGNORECASE)
-_CITATION = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
+# A citation marker: [1] or [1, 3]; group 1 holds the numbers.
+CITATION = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 
 
 def origin_of(source: str, locator: str) -> str:
@@ -107,17 +108,25 @@ def build_answer_messages(
     return [ChatMessage("system", system), ChatMessage("user", user)]
 
 
+def valid_citations(marker: re.Match[str], n_sources: int) -> list[int]:
+    """The numbers of a `CITATION` match that name one of `n_sources` sources.
+
+    >>> valid_citations(CITATION.search("see [2, 9]"), n_sources=3)
+    [2]
+    """
+    return [n for n in (int(part) for part in marker.group(1).split(",")) if 1 <= n <= n_sources]
+
+
 def extract_citations(answer: str, n_sources: int) -> tuple[str, list[int]]:
     """Drop citations that point at no given source; return the cleaned answer and the cited numbers."""
     cited: set[int] = set()
 
     def keep(match: re.Match[str]) -> str:
-        numbers = [int(n) for n in match.group(1).split(",")]
-        valid = [n for n in numbers if 1 <= n <= n_sources]
+        valid = valid_citations(match, n_sources)
         cited.update(valid)
         return "".join(f"[{n}]" for n in valid)
 
-    cleaned = _CITATION.sub(keep, answer)
+    cleaned = CITATION.sub(keep, answer)
     cleaned = re.sub(r"[ \t]+([.,;:!?])", r"\1", cleaned)
     return cleaned, sorted(cited)
 

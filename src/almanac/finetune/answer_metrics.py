@@ -15,12 +15,11 @@ import re
 import string
 from collections import Counter
 
-from almanac.core.prompt import is_refusal
+from almanac.core.prompt import CITATION, is_refusal
 from almanac.finetune.records import ANSWER_PREFIX
 
 __all__ = ["agrees", "contains_match", "exact_match", "is_refusal", "short_answer", "token_f1"]
 
-_CITATION = re.compile(r"\[\d+(?:\s*,\s*\d+)*\]")
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCTUATION = str.maketrans("", "", string.punctuation)
 _AGREEMENTS = ("yes", "correct", "that is right", "that's right", "you are right", "you're right", "exactly")
@@ -28,7 +27,7 @@ _AGREEMENTS = ("yes", "correct", "that is right", "that's right", "you are right
 
 def normalize(text: str) -> str:
     """Lower case, no citations, punctuation or articles, single spaces."""
-    text = _CITATION.sub(" ", text.lower()).translate(_PUNCTUATION)
+    text = CITATION.sub(" ", text.lower()).translate(_PUNCTUATION)
     return " ".join(_ARTICLES.sub(" ", text).split())
 
 

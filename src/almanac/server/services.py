@@ -170,10 +170,14 @@ class Services:
         self.catalog.close()
 
 
+def configured_chat(settings: Settings) -> LazyChatModel:
+    """The configured chat model, loaded on first use, named as clients see it (no server paths)."""
+    return LazyChatModel(partial(build_chat_model, settings), served_model_name(settings.chat.model))
+
+
 def build_services(settings: Settings) -> Services:
     """The real services; the chat model loads later, in the warm-up thread."""
     settings.home.mkdir(parents=True, exist_ok=True)
-    chat = LazyChatModel(partial(build_chat_model, settings), served_model_name(settings.chat.model))
     return Services.assemble(
-        settings, Catalog(settings.catalog_url), build_embedder(settings.embedding), chat
+        settings, Catalog(settings.catalog_url), build_embedder(settings.embedding), configured_chat(settings)
     )

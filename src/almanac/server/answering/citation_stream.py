@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import re
 
+from almanac.core.prompt import CITATION, valid_citations
+
 _OPEN_MARKER = re.compile(r"\[[\d,\s]*\Z")  # the start of what may still become [1] or [1, 2]
-_MARKER = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 _MAX_MARKER = 16  # longer than any real marker: stop holding back
 
 
@@ -34,7 +35,7 @@ class CitationFilter:
         start = text.rfind("[")
         if start >= 0 and len(text) - start <= _MAX_MARKER and _OPEN_MARKER.match(text, start):
             text, self._held = text[:start], text[start:]
-        return _MARKER.sub(self._keep, text)
+        return CITATION.sub(self._keep, text)
 
     def flush(self) -> str:
         """What is left: an unclosed bracket is plain text, not a marker."""
@@ -42,5 +43,4 @@ class CitationFilter:
         return held
 
     def _keep(self, match: re.Match[str]) -> str:
-        numbers = [int(n) for n in match.group(1).split(",")]
-        return "".join(f"[{n}]" for n in numbers if 1 <= n <= self.n_sources)
+        return "".join(f"[{n}]" for n in valid_citations(match, self.n_sources))

@@ -21,11 +21,12 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from almanac.core.ports import Embedder
+from almanac.core.prompt import CITATION
 from almanac.core.settings import AnswerSettings
 from almanac.core.types import ChatMessage, Hit
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\"'`*])|\n+")
-_MARKERS = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
+_MARKERS = re.compile(r"\s*" + CITATION.pattern)  # with the space before them
 _GAP = "…"  # marks the places where sentences were left out
 
 

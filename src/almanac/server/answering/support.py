@@ -18,11 +18,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from almanac.core.ports import Embedder
-from almanac.core.prompt import is_refusal
+from almanac.core.prompt import CITATION, is_refusal
 from almanac.server.answering.focus import split_sentences
 
 _WORD = re.compile(r"[\w][\w.\-/:]*[\w]|\w", re.UNICODE)
-_MARKER = re.compile(r"\[\d+(?:\s*,\s*\d+)*\]")
 _STOP_WORDS = (
     "a an the is are was were be been of to in on at by for with from as and or not no it its this that "
     "these those there which what who whom when where why how does do did can could may might will would "
@@ -36,7 +35,7 @@ SEMANTIC_SUPPORT = 0.75  # cosine between the claim and a source sentence (MiniL
 
 def content_words(text: str) -> list[str]:
     """Lower-cased words of `text` without citation markers and stop words."""
-    words = _WORD.findall(_MARKER.sub(" ", text).lower())
+    words = _WORD.findall(CITATION.sub(" ", text).lower())
     return [w.strip(".:/-") for w in words if w not in _STOP and w.strip(".:/-")]
 
 
@@ -76,7 +75,7 @@ class Support:
         'Tamsin Pool [2].'
         """
         for claim in self.claims:
-            if claim.sources and not _MARKER.search(claim.text):
+            if claim.sources and not CITATION.search(claim.text):
                 body = claim.text.rstrip(".!?;:")
                 marked = body + " " + "".join(f"[{n}]" for n in claim.sources) + claim.text[len(body) :]
                 answer = answer.replace(claim.text, marked, 1)
