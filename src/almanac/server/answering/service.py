@@ -23,7 +23,7 @@ from typing import Protocol
 from starlette.concurrency import run_in_threadpool
 
 from almanac.core.ports import AdapterLoader, ChatModel, TokenCounter
-from almanac.core.prompt import NO_ANSWER, build_answer_messages, extract_citations, is_refusal
+from almanac.core.prompt import NO_ANSWER, build_answer_messages, extract_citations
 from almanac.core.settings import Settings
 from almanac.core.types import Completion, Hit
 from almanac.server.answering.adapter_policy import AdapterPolicy
@@ -153,7 +153,7 @@ class AnswerService:
             timings,
             completion.finish_reason,
             support.claims,
-            is_refusal(text),
+            support.refused,
         )
 
     def _no_sources(self, prepared: Prepared) -> Answer:

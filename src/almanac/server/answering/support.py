@@ -62,6 +62,7 @@ class Support:
 
     claims: list[Claim]
     cited: list[int]
+    refused: bool = False  # the answer says the sources do not answer
 
     @property
     def supported(self) -> bool:
@@ -90,7 +91,9 @@ class SupportChecker:
 
     def check(self, answer: str, sources: Sequence[str], marked: Sequence[int]) -> Support:
         """Claims of `answer` over `sources` (prompt order); `marked` are the model's valid markers."""
-        if is_refusal(answer) or not sources:
+        if is_refusal(answer):
+            return Support([], list(marked), refused=True)
+        if not sources:
             return Support([], list(marked))
         texts = [s.lower() for s in sources]
         claims = [Claim(s, self._lexical(s, texts)) for s in split_sentences(answer)]
