@@ -3,8 +3,8 @@
 - The corpus home: `almanac ingest` of Python documentation pages (bench/corpus.py), real MiniLM vectors.
   Re-running the same command on an indexed home changes nothing and takes seconds.
 - The synthetic home: N chunks for the size sweep, written through the product's own APIs exactly as
-  indexer/batch_writer.py does (core.catalog_staging.stage_upsert inside a catalog transaction, the FAISS
-  file written by core.index_store.IndexStore and recorded by an IndexVersionRow in the same transaction).
+  indexer/batch_writer.py does (core.catalog_staging.stage_upsert inside a catalog transaction, the segment
+  written and recorded by indexer.segment_writer.SegmentWriter in the same transaction).
   It holds every real chunk of the corpus home (text and MiniLM vector) plus synthetic filler: random unit
   vectors, and texts whose words are drawn from the corpus's own word frequencies and chunk lengths, so BM25
   posting lists are as long as in real text. The collection records the MiniLM model, so the server embeds
@@ -33,7 +33,7 @@ from almanac.core.catalog_staging import DocumentUpsert, stage_upsert
 from almanac.core.index_store import IndexStore
 from almanac.core.settings import IndexSettings
 from almanac.core.types import ChunkDraft, ChunkRecord
-from almanac.core.vector_index import FaissIndex
+from almanac.indexer.segment_writer import SegmentWriter
 
 COLLECTION = "default"
 MINILM_NAME = "sentence-transformers/all-MiniLM-L6-v2"  # what SentenceTransformerEmbedder records
@@ -105,9 +105,8 @@ def _real_docs(home: Path) -> Iterator[_Doc]:
     catalog = Catalog(f"sqlite:///{(home / 'catalog.db').resolve()}")
     try:
         row = catalog.require_collection(COLLECTION)
-        vectors = {
-            int(i): v for ids, vs in catalog.iter_vectors(row.id) for i, v in zip(ids, vs, strict=True)
-        }
+        ids, stored, _ = catalog.chunk_payloads(row.id)
+        vectors = {int(i): v for i, v in zip(ids, stored, strict=True)}
         by_doc: dict[str, list[ChunkRecord]] = {}
         for chunk in catalog.iter_chunks(COLLECTION):
             by_doc.setdefault(chunk.source, []).append(chunk)
@@ -139,11 +138,11 @@ def _filler_docs(chunks: list[ChunkRecord], total: int, seed: int) -> Iterator[_
         yield _Doc(f"synthetic/page{doc:05d}.html", drafts, vectors)
 
 
-def _commit(catalog: Catalog, store: IndexStore, index: FaissIndex, docs: list[_Doc], version: int) -> None:
-    """One transaction, as BatchWriter.flush does it: stage the documents, add their vectors, write the
-    index file and record it, commit once."""
-    row = catalog.require_collection(COLLECTION)
-    ids, vectors = [], []
+def _commit(catalog: Catalog, writer: SegmentWriter, docs: list[_Doc]) -> None:
+    """One transaction, as BatchWriter.flush does it: stage the documents, write their segment and record
+    it, commit once."""
+    row = writer.collection
+    ids: list[int] = []
     with catalog.transaction() as s:
         for doc in docs:
             upsert = DocumentUpsert(
@@ -156,25 +155,15 @@ def _commit(catalog: Catalog, store: IndexStore, index: FaissIndex, docs: list[_
                 doc.chunks,
             )
             ids.extend(stage_upsert(s, row.id, upsert, doc.vectors)[0])
-            vectors.append(doc.vectors)
-        index.add(np.asarray(ids, dtype=np.int64), np.concatenate(vectors))  # one add: its id check is O(n)
-        store.stage_version(s, row, version, index)
-    store.prune(COLLECTION, keep={version, version - 1})
+        texts = [f"{c.locator}\n{c.text}" for doc in docs for c in doc.chunks]
+        vectors = np.concatenate([doc.vectors for doc in docs])
+        manifest = writer.stage_commit(s, np.asarray(ids, np.int64), vectors, texts, np.empty(0, np.int64))
+    writer.committed(manifest)
 
 
 def _is_built(home: Path, spec: dict[str, object]) -> bool:
     marker = home / _MARKER
     return marker.is_file() and json.loads(marker.read_text()).get("spec") == spec
-
-
-def _publish_rebuilt(catalog: Catalog, store: IndexStore, version: int) -> None:
-    """The indexer's own repair path (BatchWriter._publish_repaired): an index of the collection's kind
-    built from the catalog's vectors (IVF trains here), published as the next version."""
-    row = catalog.require_collection(COLLECTION)
-    index = store.rebuild(catalog, row)
-    with catalog.transaction() as s:
-        store.stage_version(s, row, version, index)
-    store.prune(COLLECTION, keep={version, version - 1})
 
 
 def ensure_synthetic_home(
@@ -189,31 +178,28 @@ def ensure_synthetic_home(
     home.mkdir(parents=True)
     started = time.perf_counter()
     catalog = Catalog(f"sqlite:///{(home / 'catalog.db').resolve()}")
-    settings = IndexSettings(kind=kind, use_gpu=False)
-    store = IndexStore(home / "index", settings)
-    index = FaissIndex(DIMENSION, settings.model_copy(update={"kind": "flat"}))  # grows batch by batch
+    store = IndexStore(home / "index", IndexSettings(kind=kind, use_gpu=False))
     try:
-        catalog.ensure_collection(COLLECTION, MINILM_NAME, DIMENSION, kind)
+        row = catalog.ensure_collection(COLLECTION, MINILM_NAME, DIMENSION, kind)
+        writer = SegmentWriter(catalog, store, row, commit_size=50_000)
         real = list(_real_docs(corpus_home))
         n_real = sum(len(d.chunks) for d in real)
         docs = itertools.chain(real, _filler_docs(corpus_chunks(corpus_home), total - n_real, seed))
-        version, batch = 0, []
+        batch: list[_Doc] = []
         for doc in docs:
             batch.append(doc)
             if sum(len(d.chunks) for d in batch) >= 50_000:
-                version += 1
-                _commit(catalog, store, index, batch, version)
+                _commit(catalog, writer, batch)
                 batch = []
         if batch:
-            version += 1
-            _commit(catalog, store, index, batch, version)
-        if kind != "flat":
-            _publish_rebuilt(catalog, store, version + 1)
+            _commit(catalog, writer, batch)
+        writer.compact()  # one segment of the asked kind (IVF trains here), as `almanac compact` does
+        chunks = writer.manifest.vector_count
     finally:
         catalog.close()
     built = {
         "spec": spec,
-        "chunks": len(index),
+        "chunks": chunks,
         "real_chunks": n_real,
         "build_s": time.perf_counter() - started,
     }

@@ -18,6 +18,7 @@ import numpy as np
 from almanac.core.embedder import HashingEmbedder
 from almanac.core.ports import ChatModel
 from almanac.core.prompt import NO_ANSWER, build_answer_messages, origin_of
+from almanac.core.search_filter import SearchFilter
 from almanac.core.types import ChatMessage, ChunkRecord, Completion, Hit
 
 
@@ -147,12 +148,15 @@ class HashingRetriever:
         self.vectors = self.embedder.embed([c.text for c in self.chunks])
         self.queries: list[str] = []
 
-    def search(self, query: str, collection: str, top_k: int) -> list[Hit]:
-        """Best `top_k` chunks of `collection` by cosine."""
+    def search(self, query: str, collection: str, top_k: int, where: SearchFilter | None = None) -> list[Hit]:
+        """Best `top_k` chunks of `collection` by cosine (of one kind, when `where` names one)."""
         self.queries.append(query)
         scores = self.vectors @ self.embedder.embed([query])[0]
+        kind = where.kind if where is not None else None
         order = [
-            int(i) for i in np.argsort(-scores, kind="stable") if self.chunks[i].collection == collection
+            int(i)
+            for i in np.argsort(-scores, kind="stable")
+            if self.chunks[i].collection == collection and kind in (None, self.chunks[i].kind)
         ]
         return [self._hit(self.chunks[i], float(scores[i])) for i in order[:top_k]]
 

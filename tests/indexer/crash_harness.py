@@ -74,11 +74,8 @@ def snapshot_state(home: Path) -> tuple[ChunkState, list[str]]:
         if catalog.collection("default") is None:
             return {}, []
         row = catalog.require_collection("default")
-        vectors = {
-            int(i): v.tobytes()
-            for ids, vs in catalog.iter_vectors(row.id)
-            for i, v in zip(ids, vs, strict=True)
-        }
+        ids, stored, _ = catalog.chunk_payloads(row.id)
+        vectors = {int(i): v.tobytes() for i, v in zip(ids, stored, strict=True)}
         state = {
             (c.source, c.ordinal): (c.locator, c.text, vectors[c.id]) for c in catalog.iter_chunks("default")
         }

@@ -44,7 +44,7 @@ def test_exact_search_matches_brute_force_over_catalog_vectors(
     write_corpus(tmp_path / "docs", 4)
     indexer.ingest_paths([tmp_path / "docs"], "default")
     row = catalog.require_collection("default")
-    ids, vectors = (np.concatenate(p) for p in zip(*catalog.iter_vectors(row.id), strict=True))
+    ids, vectors, _ = catalog.chunk_payloads(row.id)
     query = HashingEmbedder(64).embed(["Topic2 is about subject2"])
     expected = ids[np.argsort(-(vectors @ query[0]), kind="stable")[:5]]
     scores, got = _store(settings).load(catalog, "default").index.search(query, 5)
@@ -130,22 +130,23 @@ def test_other_embedding_model_is_a_clear_error(
         other.ingest_paths([tmp_path / "docs"], "default")
 
 
-def test_altered_index_file_is_never_used_and_is_rebuilt(
+def test_altered_segment_file_is_never_used_and_compact_repairs_it(
     tmp_path: Path, indexer: Indexer, catalog: Catalog, settings: Settings
 ) -> None:
     write_corpus(tmp_path / "docs", 3)
-    report = indexer.ingest_paths([tmp_path / "docs"], "default")
-    path = _store(settings).path_for("default", report.version)
+    indexer.ingest_paths([tmp_path / "docs"], "default")
+    path = next((settings.index_dir / "default").glob("s*.npz"))
     path.write_bytes(path.read_bytes()[:-100] + b"x" * 100)
     snapshot = _store(settings).load(catalog, "default")
     assert snapshot.rebuilt
     assert set(snapshot.index.ids().tolist()) == set(
         catalog.chunk_ids(catalog.require_collection("default").id)
     )
-    # The next writer republishes a good file; readers then load it without a rebuild.
-    write_corpus(tmp_path / "more", 1)
-    indexer.ingest_paths([tmp_path / "more"], "default")
+    assert check_collection(catalog, _store(settings), "default") != []
+    # Compaction rewrites every segment from the catalog; readers then load it without a rebuild.
+    indexer.compact("default")
     assert not _store(settings).load(catalog, "default").rebuilt
+    assert check_collection(catalog, _store(settings), "default") == []
 
 
 def test_rows_are_indexed_updated_and_removed(

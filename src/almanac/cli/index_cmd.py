@@ -1,11 +1,11 @@
-"""`almanac ingest | ingest-db | delete | status | search`: the indexer and retrieval from a shell."""
+"""`almanac ingest | ingest-db | delete | search`: the indexer and retrieval from a shell."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import re
-from dataclasses import asdict
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
@@ -14,10 +14,9 @@ from almanac.cli import wiring
 from almanac.cli.command_parser import CommandParser, examples
 from almanac.cli.progress_bar import ProgressBar
 from almanac.core.errors import InputError
-from almanac.core.index_store import IndexStore
+from almanac.core.search_filter import SearchFilter
 from almanac.core.settings import Settings
 from almanac.core.source_db import SourceDatabase, mask_url
-from almanac.indexer.consistency import check_collection
 from almanac.indexer.report import IngestReport
 from almanac.indexer.writer_lock import WriterLock
 
@@ -67,30 +66,39 @@ def register(sub: argparse._SubParsersAction[CommandParser]) -> None:
     p.set_defaults(func=cmd_delete)
 
     p = sub.add_parser(
-        "status", help="collections, counts and index versions", epilog=examples("almanac status --json")
-    )
-    p.add_argument("--json", action="store_true", help="print ALMANAC_HOME and the collections as JSON")
-    p.set_defaults(func=cmd_status)
-
-    p = sub.add_parser(
-        "check",
-        help="verify that each collection's index agrees with the catalog",
-        epilog=examples("almanac check"),
-    )
-    p.set_defaults(func=cmd_check)
-
-    p = sub.add_parser(
         "search",
         help="hybrid search without generation",
         epilog=examples(
-            'almanac search "opening hours" -k 3', 'almanac search "brake pads" -c catalog --json'
+            'almanac search "opening hours" -k 3',
+            'almanac search "brake pads" -c catalog --json',
+            'almanac search "light bike" --table bikes --where color=red --since 2026-01-01',
         ),
     )
     p.add_argument("query", help="what to search for: a question or keywords")
     p.add_argument("--collection", "-c", help=_COLLECTION_HELP)
     p.add_argument("-k", type=int, default=5, help="hits to show, at most server.max_top_k")
     p.add_argument("--json", action="store_true", help="print [{text, source, locator, score, kind}]")
+    _add_filter_options(p)
     p.set_defaults(func=cmd_search)
+
+
+def _add_filter_options(p: argparse.ArgumentParser) -> None:
+    """The search filter (core/search_filter.py): every option given must hold; none given: no filter."""
+    p.add_argument("--kind", choices=["document", "row"], help="only document chunks, or only table rows")
+    p.add_argument(
+        "--source-prefix",
+        metavar="PREFIX",
+        help="only sources that start with PREFIX: a folder (relative to here) or db://SOURCE/",
+    )
+    p.add_argument("--table", help="only rows of this table")
+    p.add_argument("--since", metavar="TIME", help="only content ingested at or after TIME (ISO 8601; UTC)")
+    p.add_argument("--until", metavar="TIME", help="only content ingested before TIME (ISO 8601; UTC)")
+    p.add_argument(
+        "--where",
+        action="append",
+        metavar="KEY=VALUE",
+        help="only rows whose column KEY shows VALUE in the row text; repeat for more",
+    )
 
 
 def _finish(report: IngestReport, as_json: bool) -> int:
@@ -153,37 +161,33 @@ def cmd_delete(args: argparse.Namespace, settings: Settings) -> int:
     return _finish(report, False)
 
 
-def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
-    """Show collections."""
-    catalog = wiring.open_catalog(settings)
-    stats = [catalog.stats(name) for name in catalog.collection_names()]
-    if args.json:
-        payload = {"home": str(settings.home.resolve()), "collections": [asdict(s) for s in stats]}
-        print(json.dumps(payload, indent=2))
-        return 0
-    print(f"ALMANAC_HOME={settings.home.resolve()}")
-    if not stats:
-        print("no collections yet; run `almanac ingest PATH`")
-    for s in stats:
-        print(
-            f"{s.name}: {s.documents} documents, {s.chunks} chunks, index v{s.version} ({s.index_kind}), "
-            f"model {s.embedding_model} ({s.dimension}d)"
-        )
-    return 0
+def _moment(option: str, text: str | None) -> datetime | None:
+    try:
+        return None if text is None else datetime.fromisoformat(text)
+    except ValueError:
+        raise InputError(f"{option} {text!r} is not an ISO 8601 time, e.g. 2026-01-31T12:00Z") from None
 
 
-def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
-    """Report collections whose published index disagrees with the catalog."""
-    catalog = wiring.open_catalog(settings)
-    store = IndexStore(settings.index_dir, settings.index)
-    bad = 0
-    for name in catalog.collection_names():
-        problems = check_collection(catalog, store, name)
-        bad += bool(problems)
-        print(f"{name}: " + ("ok" if not problems else "; ".join(problems)))
-    if bad:
-        print("run `almanac ingest` on any path to publish a repaired index (rebuilt from the catalog)")
-    return 1 if bad else 0
+def _pair(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not key or not sep:
+        raise InputError(f"--where takes KEY=VALUE, e.g. --where color=red; got {text!r}")
+    return key, value
+
+
+def search_filter(args: argparse.Namespace) -> SearchFilter | None:
+    """The filter the search options ask for (None: none); a relative --source-prefix is a local path."""
+    prefix = args.source_prefix
+    if prefix and not prefix.startswith(("db://", "/")):
+        prefix = str(Path(prefix).resolve()) + ("/" if prefix.endswith("/") else "")
+    return SearchFilter.of(
+        kind=args.kind,
+        source_prefix=prefix,
+        table=args.table,
+        ingested_after=_moment("--since", args.since),
+        ingested_before=_moment("--until", args.until),
+        fields=[_pair(text) for text in args.where or []],
+    )
 
 
 def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
@@ -191,7 +195,7 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     collection = args.collection or settings.default_collection
     if not 1 <= args.k <= settings.server.max_top_k:
         raise InputError(f"-k must be between 1 and {settings.server.max_top_k}")
-    hits = wiring.search_live(settings, args.query, collection, args.k)
+    hits = wiring.search_live(settings, args.query, collection, args.k, search_filter(args))
     if args.json:
         rows = [{k: v for k, v in h.as_json().items() if k != "id"} for h in hits]
         print(json.dumps(rows, indent=2, ensure_ascii=False))

@@ -20,7 +20,7 @@ from almanac.core.settings import Settings
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser with every command registered."""
-    from almanac.cli import index_cmd
+    from almanac.cli import index_admin_cmd, index_cmd
 
     parser = CommandParser(
         prog="almanac",
@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="-v info, -vv debug logs")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", help="the command to run")
     index_cmd.register(sub)
+    index_admin_cmd.register(sub)
     for name in ("serve_cmd", "keys_cmd", "finetune_cmd", "adapters_cmd"):
         module = _optional_module(name)
         if module is not None:

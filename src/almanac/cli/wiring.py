@@ -11,6 +11,7 @@ from almanac.core.catalog import Catalog
 from almanac.core.embedder import HashingEmbedder, SentenceTransformerEmbedder
 from almanac.core.embedder import build_embedder as _build_embedder
 from almanac.core.ports import Embedder
+from almanac.core.search_filter import SearchFilter
 from almanac.core.settings import Settings
 from almanac.core.types import Hit
 
@@ -54,12 +55,15 @@ def build_retriever(
     return Retriever(catalog, embedder or build_embedder(settings), store, settings.retrieval)
 
 
-def search_live(settings: Settings, query: str, collection: str, k: int) -> list[Hit]:
-    """What /v1/search returns: hybrid search, then row hits re-read from their source database."""
+def search_live(
+    settings: Settings, query: str, collection: str, k: int, where: SearchFilter | None = None
+) -> list[Hit]:
+    """What /v1/search returns: hybrid search among the chunks that pass `where`, then row hits re-read
+    from their source database."""
     from almanac.server.retrieval.source_registry import SourceRegistry
 
     catalog = open_catalog(settings)
-    hits = build_retriever(settings, catalog).search(query, collection, k)
+    hits = build_retriever(settings, catalog).search(query, collection, k, where=where)
     sources = SourceRegistry(catalog)
     try:
         return sources.refresh(hits)

@@ -8,15 +8,15 @@ committed, or neither.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-import numpy as np
 from sqlalchemy import Select, func, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from almanac.core.catalog_chunks import ChunkReads
 from almanac.core.catalog_engine import make_engine
 from almanac.core.catalog_schema import (
     Base,
@@ -26,6 +26,7 @@ from almanac.core.catalog_schema import (
     IndexVersionRow,
     SourceRow,
 )
+from almanac.core.catalog_upgrade import add_missing_columns
 from almanac.core.errors import ConfigError, IndexMismatchError, NotFoundError
 from almanac.core.types import ChunkRecord
 
@@ -58,12 +59,13 @@ class CollectionStats:
     version: int
 
 
-class Catalog:
+class Catalog(ChunkReads):
     """Typed operations over the catalog database."""
 
     def __init__(self, url: str) -> None:
         self.engine = make_engine(url)
         try:
+            add_missing_columns(self.engine)  # a catalog written by an earlier release
             Base.metadata.create_all(self.engine)
         except OperationalError as exc:
             raise ConfigError(
@@ -96,12 +98,21 @@ class Catalog:
             )
         return row
 
-    def ensure_collection(self, name: str, model: str, dimension: int, kind: str) -> CollectionRow:
-        """Create the collection, or check that it was built with the same model and dimension."""
+    def ensure_collection(
+        self, name: str, model: str, dimension: int, kind: str, precision: str = "fp32"
+    ) -> CollectionRow:
+        """Create the collection, or check that it was built with the same model, dimension and precision:
+        vectors of different models or precisions never mix in one index."""
         with self.transaction() as s:
             row = s.scalar(select(CollectionRow).where(CollectionRow.name == name))
             if row is None:
-                row = CollectionRow(name=name, embedding_model=model, dimension=dimension, index_kind=kind)
+                row = CollectionRow(
+                    name=name,
+                    embedding_model=model,
+                    dimension=dimension,
+                    index_kind=kind,
+                    precision=precision,
+                )
                 s.add(row)
                 s.flush()
             elif (row.embedding_model, row.dimension) != (model, dimension):
@@ -109,6 +120,12 @@ class Catalog:
                     f"collection {name!r} was indexed with {row.embedding_model} (dimension {row.dimension}) "
                     f"but the configured model is {model} (dimension {dimension}); set "
                     f"ALMANAC_EMBEDDING__MODEL={row.embedding_model} or ingest into a new collection"
+                )
+            elif row.precision != precision:
+                raise IndexMismatchError(
+                    f"collection {name!r} holds {row.precision} vectors but the embedder runs in "
+                    f"{precision}; set ALMANAC_EMBEDDING__PRECISION={row.precision} or ingest into a new "
+                    "collection"
                 )
             return row
 
@@ -135,93 +152,32 @@ class Catalog:
         )
 
     # -- documents and chunks --------------------------------------------------------------------
-    def document_states(self, collection_id: int, prefix: str | None = None) -> dict[str, DocState]:
-        """source -> DocState of a collection's documents (optionally only sources starting with prefix)."""
+    def document_states(
+        self, collection_id: int, prefix: str | None = None, sources: Sequence[str] | None = None
+    ) -> dict[str, DocState]:
+        """source -> DocState of a collection's documents: all, those whose source starts with `prefix`, or
+        only the given `sources` (what adding a few files reads, whatever the collection's size)."""
         query = select(
             DocumentRow.source, DocumentRow.id, DocumentRow.content_hash, DocumentRow.mtime, DocumentRow.size
         ).where(DocumentRow.collection_id == collection_id)
         if prefix is not None:
             query = query.where(DocumentRow.source.startswith(prefix, autoescape=True))
-        with self._sessions() as s:
-            return {src: DocState(i, h, m, z) for src, i, h, m, z in s.execute(query)}
-
-    def stored_vectors(self, collection_id: int, hashes: Iterable[str]) -> dict[str, bytes]:
-        """content hash -> stored vector bytes, to skip re-embedding text the collection already has."""
-        wanted = list(set(hashes))
-        found: dict[str, bytes] = {}
-        with self._sessions() as s:
-            for start in range(0, len(wanted), 500):
-                part = wanted[start : start + 500]
-                query = select(ChunkRow.content_hash, ChunkRow.vector).where(
-                    ChunkRow.collection_id == collection_id, ChunkRow.content_hash.in_(part)
-                )
-                found.update(dict(s.execute(query).tuples().all()))
-        return found
-
-    def iter_vectors(
-        self, collection_id: int, batch: int = 10_000
-    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """(ids, vectors) in batches, in id order: what a rebuild of the index reads."""
-        query = select(ChunkRow.id, ChunkRow.vector).where(ChunkRow.collection_id == collection_id)
-        with self._sessions() as s:
-            rows = s.execute(query.order_by(ChunkRow.id).execution_options(yield_per=batch))
-            for part in rows.partitions(batch):
-                ids = np.fromiter((r[0] for r in part), dtype=np.int64, count=len(part))
-                vectors = np.stack([np.frombuffer(r[1], dtype=np.float32) for r in part])
-                yield ids, vectors
-
-    def chunk_ids(self, collection_id: int) -> np.ndarray:
-        """All committed chunk ids of a collection, sorted."""
-        with self._sessions() as s:
-            ids = s.scalars(
-                select(ChunkRow.id).where(ChunkRow.collection_id == collection_id).order_by(ChunkRow.id)
-            )
-            return np.fromiter(ids, dtype=np.int64)
-
-    def _records(self, query: _RecordSelect) -> Iterator[ChunkRecord]:
-        with self._sessions() as s:
-            for row in s.execute(query.execution_options(yield_per=2000)):
-                yield ChunkRecord(
-                    row.id,
-                    row.document_id,
-                    row.name,
-                    row.source,
-                    row.locator,
-                    row.text,
-                    row.kind,
-                    row.ordinal,
-                )
-
-    def _record_query(self) -> _RecordSelect:
-        return (
-            select(
-                ChunkRow.id,
-                ChunkRow.document_id,
-                CollectionRow.name,
-                DocumentRow.source,
-                ChunkRow.locator,
-                ChunkRow.text,
-                DocumentRow.kind,
-                ChunkRow.ordinal,
-            )
-            .join(DocumentRow, DocumentRow.id == ChunkRow.document_id)
-            .join(CollectionRow, CollectionRow.id == ChunkRow.collection_id)
+        parts = (
+            [query]
+            if sources is None
+            else [
+                query.where(DocumentRow.source.in_(list(sources)[start : start + 500]))
+                for start in range(0, len(sources), 500)
+            ]
         )
+        with self._sessions() as s:
+            return {src: DocState(i, h, m, z) for part in parts for src, i, h, m, z in s.execute(part)}
 
     def iter_chunks(self, collection: str) -> Iterator[ChunkRecord]:
         """Every committed chunk of a collection, in id order."""
         row = self.require_collection(collection)
         query = self._record_query().where(ChunkRow.collection_id == row.id).order_by(ChunkRow.id)
         yield from self._records(query)
-
-    def chunks_by_ids(self, ids: Sequence[int]) -> dict[int, ChunkRecord]:
-        """id -> ChunkRecord for the ids that still exist."""
-        found: dict[int, ChunkRecord] = {}
-        unique = list(dict.fromkeys(int(i) for i in ids))
-        for start in range(0, len(unique), 500):
-            query = self._record_query().where(ChunkRow.id.in_(unique[start : start + 500]))
-            found.update((r.id, r) for r in self._records(query))
-        return found
 
     # -- index versions ----------------------------------------------------------------------------
     def latest_version(self, collection_id: int) -> IndexVersionRow | None:

@@ -1,7 +1,10 @@
 """The catalog's tables (SQLAlchemy 2 declarative). The catalog is the source of truth; FAISS is a cache.
 
 collections ─< documents ─< chunks        each chunk keeps its text, hash, locator and float32 vector
-collections ─< index_versions             a row per published FAISS file (version, model, dim, count, sha256)
+collections ─< index_versions             a row per published index version (version, model, dim, count)
+collections ─< index_segments             immutable segment files (vectors + BM25), each with its sha256,
+                                          the version that added it and the version whose merge dropped it
+collections ─< index_deletions            chunk ids a version deleted from segments still live
 sources                                   registered source databases (for live row re-reads)
 jobs, api_keys                            server state that must survive a restart
 """
@@ -48,6 +51,7 @@ class CollectionRow(Base):
     embedding_model: Mapped[str] = mapped_column(String(512))
     dimension: Mapped[int] = mapped_column(Integer)
     index_kind: Mapped[str] = mapped_column(String(16), default="flat")
+    precision: Mapped[str] = mapped_column(String(16), default="fp32")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -65,6 +69,8 @@ class DocumentRow(Base):
     mtime: Mapped[float] = mapped_column(Float, default=0.0)
     size: Mapped[int] = mapped_column(BigInteger, default=0)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # A row's column values as strings (None for files): what `key=value` search filters match.
+    fields: Mapped[dict[str, str] | None] = mapped_column(JSON, nullable=True, default=None)
 
 
 class ChunkRow(Base):
@@ -86,7 +92,11 @@ class ChunkRow(Base):
 
 
 class IndexVersionRow(Base):
-    """A published FAISS file; recorded in the transaction that commits its chunks."""
+    """A published index version; recorded in the transaction that commits its chunks.
+
+    `checksum` is the sha256 of the version's manifest (its live segments' names and checksums) and `path`
+    the collection's segment folder.
+    """
 
     __tablename__ = "index_versions"
     __table_args__ = (UniqueConstraint("collection_id", "version"),)
@@ -99,6 +109,37 @@ class IndexVersionRow(Base):
     checksum: Mapped[str] = mapped_column(String(64))
     path: Mapped[str] = mapped_column(String(1024))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class IndexSegmentRow(Base):
+    """An immutable segment file of a collection's index: live from `added_version` until the version whose
+    merge replaced it (`dropped_version`)."""
+
+    __tablename__ = "index_segments"
+    __table_args__ = (UniqueConstraint("collection_id", "name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    vector_count: Mapped[int] = mapped_column(BigInteger)
+    checksum: Mapped[str] = mapped_column(String(64))
+    # Chunk ids only grow, and merges join neighbouring segments: a segment owns every chunk id in
+    # [first_id, last_id], so a merge reads its chunks back from the catalog by that range.
+    first_id: Mapped[int] = mapped_column(BigInteger)
+    last_id: Mapped[int] = mapped_column(BigInteger)
+    added_version: Mapped[int] = mapped_column(Integer)
+    dropped_version: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+
+
+class IndexDeletionRow(Base):
+    """A chunk id deleted by `version` from a segment that is still live (dropped when a merge absorbs it)."""
+
+    __tablename__ = "index_deletions"
+    __table_args__ = (Index("ix_index_deletions_collection_chunk", "collection_id", "chunk_id"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    chunk_id: Mapped[int] = mapped_column(BigInteger)
 
 
 class SourceRow(Base):

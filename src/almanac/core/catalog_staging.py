@@ -15,7 +15,8 @@ from almanac.core.types import ChunkDraft, SourceKind
 
 @dataclass(slots=True)
 class DocumentUpsert:
-    """A new or changed document with its chunks."""
+    """A new or changed document with its chunks; `fields` are a row's column values as text
+    (core.search_filter.row_fields), None for files."""
 
     source: str
     kind: SourceKind
@@ -24,6 +25,7 @@ class DocumentUpsert:
     mtime: float
     size: int
     chunks: list[ChunkDraft]
+    fields: dict[str, str] | None = None
 
 
 def stage_upsert(
@@ -43,6 +45,7 @@ def stage_upsert(
         removed = list(s.scalars(select(ChunkRow.id).where(ChunkRow.document_id == row.id)))
         s.execute(delete(ChunkRow).where(ChunkRow.document_id == row.id))
     row.title, row.content_hash, row.mtime, row.size = doc.title, doc.content_hash, doc.mtime, doc.size
+    row.fields = doc.fields
     row.updated_at = utcnow()
     s.flush()
     chunks = [

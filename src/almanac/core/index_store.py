@@ -1,9 +1,11 @@
-"""Versioned FAISS files per collection: atomic publish for the writer, verified snapshots for readers.
+"""Segment files per collection, and the snapshots readers search.
 
-Layout: ``ALMANAC_HOME/index/<collection>/v00000007.npz``. A file counts only once the catalog records it
-(version, checksum, vector count); anything else in the folder is an orphan of a killed writer and is
-overwritten or pruned. A recorded file that is missing, altered or disagrees with the catalog is never used:
-the index is rebuilt from the vectors stored in the catalog.
+Layout: ``ALMANAC_HOME/index/<collection>/s00000007.npz``, one file per segment, named after the version
+that wrote it. A file counts only once the catalog records it (core/index_manifest.py); anything else in
+the folder is an orphan of a killed writer and is overwritten or pruned. Readers load a version's segments
+once and then apply each newer version as a delta (`refresh`); a recorded file that is missing, altered or
+disagrees with the catalog is never used: the reader builds the index from the vectors and texts stored in
+the catalog instead, and `almanac check` reports it.
 """
 
 from __future__ import annotations
@@ -14,13 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy.orm import Session
 
 from almanac.core.catalog import Catalog
-from almanac.core.catalog_schema import CollectionRow, IndexVersionRow
+from almanac.core.catalog_schema import CollectionRow
 from almanac.core.errors import IndexMismatchError
+from almanac.core.index_manifest import Manifest, read_manifest
+from almanac.core.segment_set import Segment, SegmentSet
 from almanac.core.settings import IndexSettings
-from almanac.core.vector_index import FaissIndex, build_index
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +33,12 @@ class Snapshot:
 
     collection: str
     version: int
-    index: FaissIndex
+    index: SegmentSet
     rebuilt: bool = False
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
+    """Make a rename inside `folder` durable."""
     fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -43,91 +46,91 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def segment_name(version: int) -> str:
+    """The file name of the segment written by `version`."""
+    return f"s{version:08d}.npz"
+
+
 class IndexStore:
-    """Reads and writes the versioned index files under one folder."""
+    """Reads and writes the segment files under one folder."""
 
     def __init__(self, index_dir: Path, settings: IndexSettings) -> None:
         self.index_dir = index_dir
         self.settings = settings
 
-    def path_for(self, collection: str, version: int) -> Path:
-        """Where version `version` of a collection's index lives."""
-        return self.index_dir / collection / f"v{version:08d}.npz"
+    def path_for(self, collection: str, name: str) -> Path:
+        """Where segment `name` of a collection lives."""
+        return self.index_dir / collection / name
 
-    def write(self, collection: str, version: int, index: FaissIndex) -> tuple[Path, str]:
-        """Write to a temporary name, fsync, then rename into place; returns (path, sha256)."""
-        final = self.path_for(collection, version)
+    def write(self, collection: str, segment: Segment) -> str:
+        """Write to a temporary name, fsync, then rename into place; returns the sha256."""
+        final = self.path_for(collection, segment.name)
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
-        checksum = index.save(tmp)
+        checksum = segment.save(tmp)
         os.replace(tmp, final)
-        _fsync_dir(final.parent)
-        return final, checksum
+        fsync_dir(final.parent)
+        return checksum
 
-    def stage_version(
-        self, session: Session, collection: CollectionRow, version: int, index: FaissIndex
-    ) -> None:
-        """Write `index` as `version` of `collection` and record it in `session`: readers use the file only
-        once that transaction commits (with the chunks it covers)."""
-        path, checksum = self.write(collection.name, version, index)
-        session.add(
-            IndexVersionRow(
-                collection_id=collection.id,
-                version=version,
-                model=collection.embedding_model,
-                dimension=collection.dimension,
-                vector_count=len(index),
-                checksum=checksum,
-                path=str(path.resolve()),
-            )
-        )
-
-    def rebuild(self, catalog: Catalog, collection: CollectionRow) -> FaissIndex:
-        """A fresh index from the vectors stored in the catalog (the source of truth)."""
-        parts = list(catalog.iter_vectors(collection.id))
-        if parts:
-            ids = np.concatenate([p[0] for p in parts])
-            vectors = np.concatenate([p[1] for p in parts])
-        else:
-            ids = np.zeros(0, dtype=np.int64)
-            vectors = np.zeros((0, collection.dimension), dtype=np.float32)
+    def rebuild(self, catalog: Catalog, collection: CollectionRow, name: str = "rebuilt") -> Segment:
+        """One segment holding every chunk of the collection, from the catalog (the source of truth)."""
+        ids, vectors, texts = catalog.chunk_payloads(collection.id)
         settings = self.settings.model_copy(update={"kind": collection.index_kind})
-        return build_index(collection.dimension, settings, ids, vectors)
+        return Segment.build(name, collection.dimension, settings, ids, vectors, texts)
 
-    def load(self, catalog: Catalog, collection: str) -> Snapshot:
-        """The latest recorded version, verified; rebuilt from the catalog when anything disagrees."""
+    def load(self, catalog: Catalog, collection: str, previous: Snapshot | None = None) -> Snapshot:
+        """The latest version: loaded whole, or as a delta over `previous` (its segments are reused).
+        Anything that disagrees with the catalog gives an index rebuilt from the catalog instead."""
         row = catalog.require_collection(collection)
-        latest = catalog.latest_version(row.id)
-        if latest is not None:
-            try:
-                index = self._verified(latest.path, latest.checksum, latest.vector_count, row)
-                return Snapshot(collection, latest.version, index)
-            except (OSError, IndexMismatchError, ValueError) as exc:
-                log.warning(
-                    "event=index_rebuild collection=%s version=%s reason=%s", collection, latest.version, exc
-                )
-        return Snapshot(collection, latest.version if latest else 0, self.rebuild(catalog, row), rebuilt=True)
-
-    def _verified(self, path: str, checksum: str, count: int, row: CollectionRow) -> FaissIndex:
-        settings = self.settings.model_copy(update={"kind": row.index_kind})
-        index = FaissIndex.load(Path(path), settings, expected_sha256=checksum)
-        if index.dimension != row.dimension:
-            raise IndexMismatchError(
-                f"index file {path} has dimension {index.dimension}, catalog {row.dimension}"
+        manifest = read_manifest(catalog, row.id)
+        try:
+            return Snapshot(collection, manifest.version, self._apply(row, manifest, previous))
+        except (OSError, IndexMismatchError, ValueError) as exc:
+            log.warning(
+                "event=index_rebuild collection=%s version=%s reason=%s", collection, manifest.version, exc
             )
-        if len(index) != count:
+        return Snapshot(collection, manifest.version, SegmentSet([self.rebuild(catalog, row)]), rebuilt=True)
+
+    def _apply(self, row: CollectionRow, manifest: Manifest, previous: Snapshot | None) -> SegmentSet:
+        base = previous.index if previous is not None and not previous.rebuilt else SegmentSet([])
+        wanted = {entry.name for entry in manifest.segments}
+        settings = self.settings.model_copy(update={"kind": row.index_kind})
+        added = [
+            self._verified(row, entry.name, entry.checksum, entry.vector_count, settings)
+            for entry in manifest.segments
+            if entry.name not in base.names()
+        ]
+        index = base.with_changes(added, base.names() - wanted, manifest.deleted)
+        if len(index) != manifest.vector_count:
             raise IndexMismatchError(
-                f"index file {path} holds {len(index)} vectors, catalog recorded {count}"
+                f"index v{manifest.version} holds {len(index)} live vectors, the catalog recorded "
+                f"{manifest.vector_count}"
             )
         return index
 
-    def prune(self, collection: str, keep: set[int]) -> None:
-        """Delete index files of versions not in `keep` and orphans of killed writers (derived data only)."""
+    def _verified(
+        self, row: CollectionRow, name: str, checksum: str, count: int, settings: IndexSettings
+    ) -> Segment:
+        segment = Segment.load(name, self.path_for(row.name, name), settings, checksum)
+        if segment.index.dimension != row.dimension:
+            raise IndexMismatchError(
+                f"segment {name} has dimension {segment.index.dimension}, the catalog {row.dimension}"
+            )
+        if len(segment.ids) != count:
+            raise IndexMismatchError(f"segment {name} holds {len(segment.ids)} vectors, the catalog {count}")
+        return segment
+
+    def prune(self, collection: str, keep: set[str]) -> None:
+        """Delete segment files not in `keep` and orphans of killed writers (derived data only)."""
         folder = self.index_dir / collection
         if not folder.is_dir():
             return
         for path in folder.iterdir():
             orphan = path.name.startswith(".") and path.name.endswith(".tmp")
-            version = int(path.stem[1:]) if path.suffix == ".npz" and path.stem[1:].isdigit() else None
-            if orphan or (version is not None and version not in keep):
+            if orphan or (path.suffix == ".npz" and path.name not in keep):
                 path.unlink(missing_ok=True)
+
+
+def empty_vectors(dimension: int) -> tuple[np.ndarray, np.ndarray]:
+    """No ids and no vectors of `dimension`."""
+    return np.empty(0, np.int64), np.empty((0, dimension), np.float32)

@@ -9,8 +9,9 @@ match both exactly and by their parts; English stopwords are dropped:
     >>> [chunk_id for chunk_id, _ in index.search("blue sky", k=5)]
     [20]
 
-Saved as a folder without pickle: bm25s's own files (.npy arrays loaded with allow_pickle=False, JSON vocab
-and params), ``ids.npy`` and ``lexical.json`` (written last, so a half-written folder does not load).
+Each index segment carries the BM25 index of its own chunks (Lucene keeps per-segment postings too): its
+arrays travel inside the segment file (`to_arrays` / `from_arrays`, no pickle). Deleted or filtered-out
+chunks are masked out of the scores before the top-k cut, so they never take a place in it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import json
 import logging
 import re
 from collections.abc import Sequence
-from pathlib import Path
 
 import bm25s
 import numpy as np
@@ -32,8 +32,6 @@ logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets DEBUG at impo
 
 TOKENIZER_VERSION = 1  # bump when `tokenize` changes: saved indexes then fail to load and are rebuilt
 MAX_QUERY_TERMS = 256
-_FORMAT = 1
-_META = "lexical.json"
 _STOPWORDS = frozenset(STOPWORDS_EN)
 _WORD = re.compile(r"\w+(?:\.\w+)*")  # words and dotted identifiers (os.path.join, 3.14)
 _SEPARATORS = re.compile(r"[._]+")
@@ -96,8 +94,11 @@ class LexicalIndex:
         """Number of indexed chunks."""
         return len(self._ids)
 
-    def search(self, query: str, k: int) -> list[tuple[int, float]]:
-        """Up to k (chunk id, score) pairs, best first, only scores > 0; nothing to match gives []."""
+    def search(self, query: str, k: int, mask: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """Up to k (chunk id, score) pairs, best first, only scores > 0; nothing to match gives [].
+
+        `mask` (one float per indexed chunk, in `ids()` order) multiplies the scores: 0 leaves a chunk out.
+        """
         if k < 1:
             raise InputError(f"k must be >= 1, got {k}")
         if self._bm25 is None:
@@ -106,40 +107,46 @@ class LexicalIndex:
         terms = [term for term in dict.fromkeys(tokenize(query)) if term in vocab][:MAX_QUERY_TERMS]
         if not terms:
             return []
-        scores = np.asarray(self._bm25.get_scores(terms))
+        scores = np.asarray(self._bm25.get_scores(terms, weight_mask=mask))
         k = min(k, len(scores))
         top = np.argpartition(-scores, k - 1)[:k]
         top = top[np.lexsort((top, -scores[top]))]  # best first; ties by insertion order
         return [(int(self._ids[i]), float(scores[i])) for i in top if scores[i] > 0]
 
-    def save(self, folder: Path) -> None:
-        """Write the index into `folder` (the caller writes a fresh folder and renames it into place)."""
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        np.save(folder / "ids.npy", self._ids, allow_pickle=False)
+    def ids(self) -> np.ndarray:
+        """Chunk ids in the order they were indexed."""
+        return self._ids
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """The index as plain arrays (ids, BM25 score matrix in CSC form, vocabulary as JSON bytes)."""
+        arrays = {"lexical_ids": self._ids}
         if self._bm25 is not None:
-            self._bm25.save(folder / "bm25", show_progress=False)
-        meta = {"format": _FORMAT, "tokenizer": TOKENIZER_VERSION, "documents": len(self)}
-        meta["bm25"] = self._bm25 is not None
-        (folder / _META).write_text(json.dumps(meta), encoding="utf-8")
+            scores = self._bm25.scores
+            arrays |= {f"lexical_{name}": np.asarray(scores[name]) for name in ("data", "indices", "indptr")}
+            vocab = json.dumps({"tokenizer": TOKENIZER_VERSION, "vocab": self._bm25.vocab_dict})
+            arrays["lexical_vocab"] = np.frombuffer(vocab.encode(), dtype=np.uint8)
+        return arrays
 
     @classmethod
-    def load(cls, folder: Path) -> LexicalIndex:
-        """Read a folder written by `save`; a missing, corrupt or outdated one is an IndexMismatchError."""
-        folder = Path(folder)
-        try:
-            meta = json.loads((folder / _META).read_text(encoding="utf-8"))
-            ids = np.load(folder / "ids.npy", allow_pickle=False)
-            bm25 = bm25s.BM25.load(folder / "bm25", allow_pickle=False) if meta.get("bm25") else None
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise IndexMismatchError(
-                f"lexical index {folder} is unreadable ({exc}); rebuild it from the catalog"
-            ) from exc
-        expected = {"format": _FORMAT, "tokenizer": TOKENIZER_VERSION, "documents": len(ids)}
-        if any(meta.get(key) != value for key, value in expected.items()) or ids.dtype != np.int64:
-            raise IndexMismatchError(
-                f"lexical index {folder} is outdated or inconsistent ({meta}); rebuild it"
-            )
-        if bm25 is not None and bm25.scores["num_docs"] != len(ids):
-            raise IndexMismatchError(f"lexical index {folder} has mismatched BM25 arrays; rebuild it")
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> LexicalIndex:
+        """The index `to_arrays` gave; an outdated or inconsistent one is an IndexMismatchError."""
+        ids = arrays["lexical_ids"]
+        if "lexical_vocab" not in arrays:
+            return cls(ids, None)
+        meta = json.loads(arrays["lexical_vocab"].tobytes())
+        indptr = arrays["lexical_indptr"]
+        vocab = meta.get("vocab", {})
+        # bm25s appends an empty token to the vocabulary after building the postings: it has no column
+        if meta.get("tokenizer") != TOKENIZER_VERSION or len(indptr) - 1 not in (len(vocab), len(vocab) - 1):
+            raise IndexMismatchError("lexical index is outdated or inconsistent; rebuild it from the catalog")
+        bm25 = bm25s.BM25()
+        bm25.scores = {
+            "data": arrays["lexical_data"],
+            "indices": arrays["lexical_indices"],
+            "indptr": indptr,
+            "num_docs": len(ids),
+        }
+        bm25.vocab_dict = vocab
+        bm25.nonoccurrence_array = None  # only BM25L/BM25+ have one; ours is the Lucene variant
+        bm25.unique_token_ids_set = set(bm25.vocab_dict.values())
         return cls(ids, bm25)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from almanac.core.errors import InputError
-from almanac.core.index_file import stale_index
+from almanac.core.segment_file import stale_index
 
 
 def check_ids(ids: np.ndarray) -> np.ndarray:

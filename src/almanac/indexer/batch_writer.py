@@ -1,8 +1,9 @@
 """Commits batches of document changes: embed what is new, stage it, publish the index, all or nothing.
 
-One flush = one catalog transaction that holds the chunk rows AND the record of the index file that indexes
-them (DESIGN.md, Invariants). The file is written and renamed into place before the commit; a writer killed in
-between leaves an unrecorded file that readers never open and the next writer overwrites.
+One flush = one catalog transaction that holds the chunk rows AND the record of the index version that
+indexes them: a new segment with the flush's chunks and the ids it deleted (DESIGN.md, Invariants). The
+segment file is written and renamed into place before the commit; a writer killed in between leaves an
+unrecorded file that readers never open and the next writer overwrites.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import logging
 from dataclasses import dataclass, field
 
 import numpy as np
-from sqlalchemy.orm import Session
 
 from almanac.core.catalog import Catalog
 from almanac.core.catalog_schema import CollectionRow
@@ -19,10 +19,15 @@ from almanac.core.catalog_staging import DocumentUpsert, stage_delete, stage_tou
 from almanac.core.index_store import IndexStore
 from almanac.core.ports import Embedder
 from almanac.core.types import ChunkDraft
-from almanac.core.vector_index import FaissIndex
 from almanac.indexer.report import IngestReport, Progress
+from almanac.indexer.segment_writer import SegmentWriter
 
 log = logging.getLogger(__name__)
+
+
+def lexical_text(chunk: ChunkDraft) -> str:
+    """What BM25 indexes: the locator and the text (as `Catalog.chunk_payloads` gives it back)."""
+    return f"{chunk.locator}\n{chunk.text}"
 
 
 def embed_text(chunk: ChunkDraft) -> str:
@@ -62,10 +67,19 @@ class BatchWriter:
         self.collection, self.report, self.progress = collection, report, progress
         self.batch_chunks = batch_chunks
         self._batch = _Batch()
-        snapshot = store.load(catalog, collection.name)
-        self.index, self.version = snapshot.index, snapshot.version
-        if snapshot.rebuilt and len(self.index):
-            self._publish_repaired()
+        self.segments = SegmentWriter(catalog, store, collection, batch_chunks)
+        if reason := self.segments.repair_reason():
+            self.segments.repair(reason)
+        self.report.version = self.segments.version
+
+    def close(self) -> None:
+        """Stop background merges (see SegmentWriter.close); call after the last flush."""
+        self.segments.close()
+
+    @property
+    def version(self) -> int:
+        """The latest published index version of the collection."""
+        return self.segments.version
 
     def add(self, doc: PendingDocument) -> None:
         """Queue a new or changed document."""
@@ -111,52 +125,40 @@ class BatchWriter:
         if not (batch.docs or batch.deletes or batch.touches):
             return
         vectors = self._vectors(batch.docs)
-        index = self.index.copy()
-        changed = False
-        with self.catalog.transaction() as s:
-            for doc, vecs in zip(batch.docs, vectors, strict=True):
-                new_ids, removed = stage_upsert(s, self.collection.id, doc, vecs)
-                index.remove(np.asarray(removed, dtype=np.int64))
-                if new_ids:
-                    index.add(np.asarray(new_ids, dtype=np.int64), vecs)
-                changed = True
-            for source in batch.deletes:
-                removed = stage_delete(s, self.collection.id, source)
-                index.remove(np.asarray(removed, dtype=np.int64))
-                changed = True
-            for doc_id, mtime, size in batch.touches:
-                stage_touch(s, doc_id, mtime, size)
-            if changed:
-                self._stage_publish(s, index)
-        self._committed(index if changed else self.index, batch)
+        new_ids: list[list[int]] = []
+        removed: list[int] = []
+        manifest = None
+        with self.segments.publishing():  # a merge never takes this version's number
+            with self.catalog.transaction() as s:
+                for doc, vecs in zip(batch.docs, vectors, strict=True):
+                    added, gone = stage_upsert(s, self.collection.id, doc, vecs)
+                    new_ids.append(added)
+                    removed.extend(gone)
+                for source in batch.deletes:
+                    removed.extend(stage_delete(s, self.collection.id, source))
+                for doc_id, mtime, size in batch.touches:
+                    stage_touch(s, doc_id, mtime, size)
+                if batch.docs or batch.deletes:
+                    ids = np.fromiter((i for part in new_ids for i in part), dtype=np.int64)
+                    texts = [lexical_text(c) for d in batch.docs for c in d.chunks]
+                    stacked = np.concatenate(vectors) if vectors else np.empty((0, self.collection.dimension))
+                    manifest = self.segments.stage_commit(
+                        s, ids, stacked, texts, np.asarray(removed, np.int64)
+                    )
+            if manifest is not None:
+                self.segments.committed(manifest)
+        self._committed(batch)
 
-    def _stage_publish(self, session: Session, index: FaissIndex) -> None:
-        self.store.stage_version(session, self.collection, self.version + 1, index)
-
-    def _committed(self, index: FaissIndex, batch: _Batch) -> None:
-        if index is not self.index:
-            self.index, self.version = index, self.version + 1
-            self.store.prune(self.collection.name, keep={self.version, self.version - 1})
+    def _committed(self, batch: _Batch) -> None:
         committed = sum(len(d.chunks) for d in batch.docs)
         self.report.chunks_committed += committed
-        self.report.version = self.version
+        self.report.version = self.segments.version
         self.progress.advance(chunks=committed)
         log.info(
             "event=batch_committed collection=%s version=%d docs=%d chunks=%d deletes=%d",
             self.collection.name,
-            self.version,
+            self.segments.version,
             len(batch.docs),
             committed,
             len(batch.deletes),
         )
-        if self.index.needs_rebuild():
-            self._publish_repaired()
-
-    def _publish_repaired(self) -> None:
-        """Publish an index rebuilt from the catalog (after a mismatch, or to drop HNSW tombstones)."""
-        index = self.store.rebuild(self.catalog, self.collection)
-        with self.catalog.transaction() as s:
-            self._stage_publish(s, index)
-        self.index, self.version = index, self.version + 1
-        self.store.prune(self.collection.name, keep={self.version, self.version - 1})
-        self.report.version = self.version

@@ -21,6 +21,7 @@ from almanac.core.errors import AlmanacError
 from almanac.core.index_store import IndexStore
 from almanac.core.ports import Embedder
 from almanac.core.row_text import render_row
+from almanac.core.search_filter import row_fields
 from almanac.core.settings import Settings
 from almanac.core.source_db import SourceDatabase
 from almanac.core.types import Section
@@ -68,8 +69,11 @@ class Indexer:
             self.progress,
             self.settings.ingest.commit_chunks,
         )
-        yield writer, report
-        writer.flush()
+        try:
+            yield writer, report
+            writer.flush()
+        finally:
+            writer.close()
         report.version = writer.version
         report.seconds = time.perf_counter() - started
 
@@ -81,7 +85,10 @@ class Indexer:
         self.progress.start(len(files))
         with self._writer(collection) as (writer, report):
             report.failed.extend((str(p), "no such file or folder; check the path") for p in missing)
-            states = self.catalog.document_states(writer.collection.id)
+            # Without --prune only the given files' records matter: adding one file to a large collection
+            # reads one record, not every document's.
+            wanted = None if prune else [str(path.resolve()) for path in files]
+            states = self.catalog.document_states(writer.collection.id, sources=wanted)
             for path in files:
                 self._ingest_file(path, states, writer, report)
                 self.progress.advance(items=1)
@@ -166,7 +173,15 @@ class Indexer:
             chunks = self.chunker.chunk([Section(text, locator)])
             writer.add(
                 PendingDocument(
-                    uri, "row", f"{info.name} row", digest, 0.0, len(text), chunks, is_new=known is None
+                    uri,
+                    "row",
+                    f"{info.name} row",
+                    digest,
+                    0.0,
+                    len(text),
+                    chunks,
+                    fields=row_fields(row),
+                    is_new=known is None,
                 )
             )
         for uri in states.keys() - seen:
@@ -174,6 +189,13 @@ class Indexer:
             report.removed += 1
 
     # -- deletes ---------------------------------------------------------------------------------
+    def compact(self, collection: str) -> IngestReport:
+        """Rewrite a collection's index as one segment read from the catalog: every segment merged, every
+        deletion dropped, the index kind chosen for its size (`almanac compact`; also repairs bad files)."""
+        with self._writer(collection) as (writer, report):
+            writer.segments.compact()
+        return report
+
     def delete(self, sources: Sequence[str], collection: str) -> IngestReport:
         """Remove documents by source (a path is matched by its resolved form too)."""
         with self._writer(collection) as (writer, report):

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from almanac.core.prompt import origin_of
+from almanac.core.search_filter import SearchFilter
 from almanac.core.types import ChatMessage, Hit
 from almanac.server.answering.support import Claim
 
@@ -18,7 +19,7 @@ def source_label(hit: Hit) -> str:
 
 @dataclass(slots=True)
 class Ask:
-    """One question and its options (None: the configured default)."""
+    """One question and its options (None: the configured default); `where` limits the sources searched."""
 
     question: str
     collection: str | None = None
@@ -26,6 +27,7 @@ class Ask:
     adapter: str | None = None
     max_tokens: int | None = None
     history: Sequence[ChatMessage] = ()
+    where: SearchFilter | None = None
 
 
 @dataclass(slots=True)

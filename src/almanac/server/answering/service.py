@@ -24,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 
 from almanac.core.ports import AdapterLoader, ChatModel, TokenCounter
 from almanac.core.prompt import NO_ANSWER, build_answer_messages, extract_citations
+from almanac.core.search_filter import SearchFilter
 from almanac.core.settings import Settings
 from almanac.core.types import Completion, Hit
 from almanac.server.answering.adapter_policy import AdapterPolicy
@@ -38,7 +39,7 @@ from almanac.server.retrieval.source_registry import SourceRegistry
 log = logging.getLogger(__name__)
 
 
-Search = Callable[[str, str, int], list[Hit]]
+Search = Callable[[str, str, int, SearchFilter | None], list[Hit]]  # query, collection, top_k, where
 _TICK_S = 0.25  # a stream yields None after this long without a piece, so callers can check the client
 
 
@@ -96,7 +97,7 @@ class AnswerService:
         tokens = self.limits.max_tokens(ask.max_tokens or self.settings.chat.max_new_tokens)
         query = standalone_query(question, ask.history, self.settings.answer.history_turns)
         started = time.perf_counter()
-        hits = self.search(query, collection, max(k, self.settings.answer.candidates))
+        hits = self.search(query, collection, max(k, self.settings.answer.candidates), ask.where)
         retrieved = time.perf_counter()
         if self.sources is not None:
             hits = self.sources.refresh(hits)

@@ -1,9 +1,13 @@
 """Hybrid retrieval: dense (FAISS) + lexical (BM25), fused by reciprocal rank.
 
-Each collection is served from an immutable snapshot (index version N and its BM25 index). A search checks
-the catalog's latest version first (one indexed query) and swaps in the new snapshot when the writer has
-published one, so new content is searchable without a restart. Fusion, for a chunk ranked r_d densely and
-r_l lexically: score = 1/(k + r_d) + 1/(k + r_l), a chunk missing from one list gets no term from it.
+Each collection is served from an immutable snapshot (index version N: its segments, each with vectors and
+BM25 postings). A search checks the catalog's latest version first (one indexed query); when the writer has
+published a newer one, one thread loads just the new segments and deletions beside the snapshot in use and
+swaps the result in, while other searches go on with the snapshot they have. A filter (core/search_filter)
+restricts both searches to the chunks that pass it, inside the search.
+
+Fusion, for a chunk ranked r_d densely and r_l lexically: score = 1/(k + r_d) + 1/(k + r_l), a chunk
+missing from one list gets no term from it.
 
     >>> reciprocal_rank_fusion([[7, 3], [3, 9]], k=60)[0][0]
     3
@@ -15,15 +19,15 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
 from almanac.core.catalog import Catalog
+from almanac.core.catalog_schema import CollectionRow
 from almanac.core.errors import NotFoundError
 from almanac.core.index_store import IndexStore, Snapshot
-from almanac.core.lexical_index import LexicalIndex
 from almanac.core.ports import Embedder
+from almanac.core.search_filter import SearchFilter, matching_chunk_ids
 from almanac.core.settings import RetrievalSettings
 from almanac.core.types import Hit
 
@@ -39,12 +43,6 @@ def reciprocal_rank_fusion(rankings: Sequence[Sequence[int]], k: int) -> list[tu
     return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
 
 
-@dataclass(frozen=True, slots=True)
-class _Served:
-    snapshot: Snapshot
-    lexical: LexicalIndex
-
-
 class Retriever:
     """Searches collections; safe to call from many threads."""
 
@@ -52,62 +50,75 @@ class Retriever:
         self, catalog: Catalog, embedder: Embedder, store: IndexStore, settings: RetrievalSettings
     ) -> None:
         self.catalog, self.embedder, self.store, self.settings = catalog, embedder, store, settings
-        self._served: dict[str, _Served] = {}
+        self._served: dict[str, Snapshot] = {}
         self._lock = threading.Lock()
 
     def version(self, collection: str) -> int:
         """The version being served for a collection (0 before the first search)."""
         served = self._served.get(collection)
-        return served.snapshot.version if served else 0
+        return served.version if served else 0
 
-    def _current(self, collection: str) -> _Served:
+    def _collection(self, collection: str) -> CollectionRow:
         row = self.catalog.collection(collection)
         if row is None:
             raise NotFoundError(
                 f"no collection {collection!r}; run `almanac ingest PATH --collection {collection}` "
                 "first, or use one that `almanac status` or GET /v1/models lists"
             )
+        return row
+
+    def _current(self, row: CollectionRow) -> Snapshot:
         latest = self.catalog.latest_version(row.id)
-        served = self._served.get(collection)
-        if served and served.snapshot.version == (latest.version if latest else 0):
+        wanted = latest.version if latest else 0
+        served = self._served.get(row.name)
+        if served and served.version == wanted:
             return served
-        with self._lock:  # one loader per collection change; others wait and reuse its result
-            served = self._served.get(collection)
-            if served and served.snapshot.version == (latest.version if latest else 0):
+        # One loader at a time; while it works, searches that have a snapshot keep using it.
+        if not self._lock.acquire(blocking=served is None):
+            assert served is not None
+            return served
+        try:
+            served = self._served.get(row.name)
+            if served and served.version == wanted:
                 return served
             started = time.perf_counter()
-            snapshot = self.store.load(self.catalog, collection)
-            chunks = list(self.catalog.iter_chunks(collection))
-            lexical = LexicalIndex.build([c.id for c in chunks], [f"{c.locator}\n{c.text}" for c in chunks])
-            served = _Served(snapshot, lexical)
-            self._served[collection] = served
+            fresh = self.store.load(self.catalog, row.name, previous=served)
+            self._served[row.name] = fresh
             log.info(
-                "event=snapshot_loaded collection=%s version=%d chunks=%d seconds=%.2f",
-                collection,
-                snapshot.version,
-                len(chunks),
+                "event=snapshot_loaded collection=%s version=%d vectors=%d segments=%d delta=%s seconds=%.3f",
+                row.name,
+                fresh.version,
+                len(fresh.index),
+                len(fresh.index.segments),
+                served is not None,
                 time.perf_counter() - started,
             )
-            return served
+            return fresh
+        finally:
+            self._lock.release()
 
     def warm(self, collection: str) -> None:
         """Load a collection's snapshot ahead of the first query."""
-        self._current(collection)
+        self._current(self._collection(collection))
 
-    def search(self, query: str, collection: str, top_k: int) -> list[Hit]:
-        """The top_k chunks for one query."""
-        return self.search_many([query], collection, top_k)[0]
+    def search(self, query: str, collection: str, top_k: int, where: SearchFilter | None = None) -> list[Hit]:
+        """The top_k chunks for one query (only chunks that pass `where`, when given)."""
+        return self.search_many([query], collection, top_k, where)[0]
 
-    def search_many(self, queries: Sequence[str], collection: str, top_k: int) -> list[list[Hit]]:
+    def search_many(
+        self, queries: Sequence[str], collection: str, top_k: int, where: SearchFilter | None = None
+    ) -> list[list[Hit]]:
         """Many queries at once: one embedding call for all of them (concurrent requests batch here)."""
-        served = self._current(collection)
+        row = self._collection(collection)
+        index = self._current(row).index
+        allowed = matching_chunk_ids(self.catalog, row.id, where) if where is not None else None
         vectors = self.embedder.embed(list(queries))
         n = max(top_k, self.settings.candidates)
-        _, dense_ids = served.snapshot.index.search(np.ascontiguousarray(vectors, dtype=np.float32), n)
+        _, dense_ids = index.search(np.ascontiguousarray(vectors, dtype=np.float32), n, allowed)
         fused_per_query = []
-        for query, row in zip(queries, dense_ids, strict=True):
-            dense = [int(i) for i in row if i >= 0]
-            lexical = [chunk_id for chunk_id, _ in served.lexical.search(query, n)]
+        for query, found in zip(queries, dense_ids, strict=True):
+            dense = [int(i) for i in found if i >= 0]
+            lexical = [chunk_id for chunk_id, _ in index.search_lexical(query, n, allowed)]
             fused_per_query.append(reciprocal_rank_fusion([dense, lexical], self.settings.rrf_k)[:top_k])
         records = self.catalog.chunks_by_ids([i for fused in fused_per_query for i, _ in fused])
         return [

@@ -9,8 +9,9 @@ arrives joins it, so batches grow with the load instead of many small batches fi
 (on 2 cores, concurrent 2-query batches gave 32 clients only 1.1-1.6x the throughput of one).
 
 Queries only share a batch when their fused rankings are cut from the same candidate lists, i.e. the same
-``max(top_k, candidates)``; each caller's hits are then exactly a prefix of the batch's, the same as a search
-of its own.
+``max(top_k, candidates)`` and the same filter (`SearchFilter`, compared by value); each caller's hits are
+then exactly a prefix of the batch's, the same as a search of its own. Batches of different filters on one
+collection take turns, like any two batches of that collection.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
+from almanac.core.search_filter import SearchFilter
 from almanac.core.types import Hit
 from almanac.server.retrieval.retriever import Retriever
 
@@ -39,20 +41,25 @@ class _Batch:
     items: list[_Item] = field(default_factory=list)
 
 
+_Key = tuple[str, int, SearchFilter | None]  # collection, candidates, filter: who may share a batch
+
+
 class SearchBatcher:
-    """Thread-safe `search(query, collection, top_k)` that batches concurrent callers."""
+    """Thread-safe `search(query, collection, top_k, where)` that batches concurrent callers."""
 
     def __init__(self, retriever: Retriever, window_s: float = 0.003, max_batch: int = 64) -> None:
         self.retriever, self.window_s, self.max_batch = retriever, window_s, max_batch
         self._lock = threading.Lock()
-        self._open: dict[tuple[str, int], _Batch] = {}
-        self._running: dict[tuple[str, int], threading.Lock] = {}  # held while a batch of that key runs
+        self._open: dict[_Key, _Batch] = {}
+        # held while a batch of that collection and candidate count runs (keyed without the filter, so
+        # distinct filters do not pile up locks)
+        self._running: dict[tuple[str, int], threading.Lock] = {}
         self._active = 0
         self.batches = 0  # batches run so far (for tests and metrics)
 
-    def search(self, query: str, collection: str, top_k: int) -> list[Hit]:
-        """The top_k hits for `query`, as `Retriever.search` would return them."""
-        key = (collection, max(top_k, self.retriever.settings.candidates))
+    def search(self, query: str, collection: str, top_k: int, where: SearchFilter | None = None) -> list[Hit]:
+        """The top_k hits for `query` among the chunks that pass `where`, as `Retriever.search` gives them."""
+        key = (collection, max(top_k, self.retriever.settings.candidates), where)
         item = _Item(query, top_k)
         with self._lock:
             self._active += 1
@@ -70,22 +77,24 @@ class SearchBatcher:
             with self._lock:
                 self._active -= 1
 
-    def _lead(self, key: tuple[str, int], batch: _Batch, busy: bool) -> None:
+    def _lead(self, key: _Key, batch: _Batch, busy: bool) -> None:
         if busy:
             time.sleep(self.window_s)  # let concurrent queries join this batch
         with self._lock:
-            running = self._running.setdefault(key, threading.Lock())
+            running = self._running.setdefault(key[:2], threading.Lock())
         with running:  # the batch keeps collecting queries until the one before it has finished
             with self._lock:
                 if self._open.get(key) is batch:
                     del self._open[key]  # closed: later queries start a new batch
-            self._run(key[0], batch.items)
+            self._run(key[0], key[2], batch.items)
 
-    def _run(self, collection: str, items: list[_Item]) -> None:
+    def _run(self, collection: str, where: SearchFilter | None, items: list[_Item]) -> None:
+        queries, top_k = [i.query for i in items], max(i.top_k for i in items)
         try:
-            hits = self.retriever.search_many(
-                [i.query for i in items], collection, max(i.top_k for i in items)
-            )
+            if where is None:  # the unfiltered call keeps its old form (retriever stand-ins use it)
+                hits = self.retriever.search_many(queries, collection, top_k)
+            else:
+                hits = self.retriever.search_many(queries, collection, top_k, where=where)
         except BaseException as exc:
             for item in items:
                 item.result.set_exception(exc)

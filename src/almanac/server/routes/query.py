@@ -25,7 +25,13 @@ from almanac.server.http.error_responses import classify, error_body
 from almanac.server.http.sse import KEEP_ALIVE, SSE_HEADERS, follow_client, sse_event
 from almanac.server.routes.auth import ReadKey
 from almanac.server.routes.deps import ServicesDep
-from almanac.server.routes.schemas import QueryResponse, SearchResponse, error_responses, streamed_responses
+from almanac.server.routes.schemas import (
+    QueryResponse,
+    SearchFilterBody,
+    SearchResponse,
+    error_responses,
+    streamed_responses,
+)
 from almanac.server.services import Services
 
 _DONE_KEYS = ("answer", "cited", "usage", "timings", "supported", "refused", "claims")
@@ -46,6 +52,10 @@ class QueryRequest(BaseModel):
             "examples": [
                 {"question": "When did Mount Kessik last erupt?"},
                 {"question": "Which bike is the lightest?", "collection": "shop", "top_k": 5, "stream": True},
+                {
+                    "question": "Which red bike is the lightest?",
+                    "filter": {"table": "bikes", "fields": {"color": "red"}},
+                },
             ]
         },
     )
@@ -55,6 +65,7 @@ class QueryRequest(BaseModel):
     adapter: str | None = Field(None, min_length=1, max_length=64)
     max_tokens: int | None = Field(None, ge=1, le=100_000)
     stream: bool = False
+    filter: SearchFilterBody | None = Field(None, description="only sources that meet these conditions")
 
 
 class SearchRequest(BaseModel):
@@ -62,11 +73,20 @@ class SearchRequest(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"query": "granite lighthouse", "collection": "docs", "top_k": 3}]},
+        json_schema_extra={
+            "examples": [
+                {"query": "granite lighthouse", "collection": "docs", "top_k": 3},
+                {
+                    "query": "light bike",
+                    "filter": {"kind": "row", "table": "bikes", "fields": {"color": "red"}},
+                },
+            ]
+        },
     )
     query: str = _TEXT
     collection: str | None = _NAME
     top_k: int | None = Field(None, ge=1, le=1000)
+    filter: SearchFilterBody | None = Field(None, description="only sources that meet these conditions")
 
 
 # JSONResponse keeps the body rendered by json.dumps, as before the model (FastAPI's default fast path
@@ -84,13 +104,9 @@ async def query(
     body: QueryRequest, request: Request, principal: ReadKey, services: ServicesDep
 ) -> dict[str, Any] | StreamingResponse:
     """Answer a question from the collection, with sources and checked citations."""
-    ask = Ask(
-        body.question,
-        principal.resolve_collection(body.collection, services.settings.default_collection),
-        body.top_k,
-        body.adapter,
-        body.max_tokens,
-    )
+    collection = principal.resolve_collection(body.collection, services.settings.default_collection)
+    where = body.filter.to_filter() if body.filter else None
+    ask = Ask(body.question, collection, body.top_k, body.adapter, body.max_tokens, where=where)
     if body.stream:
         return await _stream(request, services, ask)
     answer = await run_while_connected(request, services.answerer.answer_async(ask))
@@ -134,11 +150,12 @@ async def _answer_events(
 async def search(body: SearchRequest, principal: ReadKey, services: ServicesDep) -> dict[str, Any]:
     """Hybrid search without generation; concurrent searches share one embedding call."""
     collection = principal.resolve_collection(body.collection, services.settings.default_collection)
+    where = body.filter.to_filter() if body.filter else None
     limits = services.answerer.limits
     query_text = limits.question(body.query, "query")
     k = limits.top_k(body.top_k if body.top_k is not None else services.settings.retrieval.top_k)
     started = time.perf_counter()
-    hits = await run_in_threadpool(services.searcher.search, query_text, collection, k)
+    hits = await run_in_threadpool(services.searcher.search, query_text, collection, k, where)
     services.metrics.retrieval.observe(time.perf_counter() - started)
     hits = await run_in_threadpool(services.sources.refresh, hits)  # rows as they are now
     return {"results": [hit.as_json() for hit in hits]}

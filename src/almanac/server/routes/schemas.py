@@ -1,4 +1,5 @@
-"""Response bodies of the REST API as pydantic models, so /docs and /openapi.json show the real shapes.
+"""Response bodies of the REST API as pydantic models, so /docs and /openapi.json show the real shapes, and
+the search filter that /v1/search and /v1/query both take (`SearchFilterBody`).
 
 Every key a route sends is a declared, required field, in the order the wire has it, and an undeclared key
 is a validation error: a service dict that grows a key fails the tests (a 500) instead of the schema drifting
@@ -10,10 +11,13 @@ from the wire or FastAPI silently dropping the key. Nullable fields stay require
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from almanac.core import search_filter as limits
+from almanac.core.search_filter import SearchFilter
 from almanac.core.types import SourceKind
 
 
@@ -70,6 +74,59 @@ def streamed_responses(description: str) -> dict[int | str, dict[str, Any]]:
     return {
         200: {"description": description, "content": {"text/event-stream": {"schema": {"type": "string"}}}}
     }
+
+
+FieldName = Annotated[str, StringConstraints(min_length=1, max_length=limits.FIELD_KEY_MAX)]
+FieldValue = Annotated[str, StringConstraints(max_length=limits.FIELD_VALUE_MAX)] | int | float | bool
+
+
+class SearchFilterBody(BaseModel):
+    """Conditions every source must meet (all of them), applied inside the search, so a filtered query still
+    gets top_k sources when that many pass. Row fields match the column's text as the row shows it."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"kind": "row", "table": "bikes", "fields": {"color": "red"}},
+                {"source_prefix": "/srv/docs/handbook/", "ingested_after": "2026-01-01T00:00:00Z"},
+            ]
+        },
+    )
+    kind: SourceKind | None = Field(None, description="only document chunks, or only database rows")
+    source_prefix: str | None = Field(
+        None,
+        min_length=1,
+        max_length=limits.PREFIX_MAX,
+        description="only sources that start with this text (case-sensitive)",
+        examples=["/srv/docs/handbook/", "db://shop/"],
+    )
+    table: str | None = Field(
+        None, min_length=1, max_length=limits.TABLE_MAX, description="only rows of this table"
+    )
+    ingested_after: datetime | None = Field(
+        None, description="only content ingested at or after this time (ISO 8601; no zone: UTC)"
+    )
+    ingested_before: datetime | None = Field(
+        None, description="only content ingested before this time (ISO 8601; no zone: UTC)"
+    )
+    fields: dict[FieldName, FieldValue] = Field(
+        default_factory=dict,
+        max_length=limits.FIELDS_MAX,
+        description="only rows whose columns hold these values",
+        examples=[{"color": "red", "weight_kg": 12.5}],
+    )
+
+    def to_filter(self) -> SearchFilter | None:
+        """The core filter, None when it sets no condition; contradictions raise InputError (a 400)."""
+        return SearchFilter.of(
+            kind=self.kind,
+            source_prefix=self.source_prefix,
+            table=self.table,
+            ingested_after=self.ingested_after,
+            ingested_before=self.ingested_before,
+            fields=self.fields,
+        )
 
 
 class SourceOut(ResponseModel):
