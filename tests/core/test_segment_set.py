@@ -292,3 +292,24 @@ def test_hnsw_segments_never_return_deleted_ids() -> None:
     live = np.setdiff1d(small.ids, deleted)
     _, found = live_set.search(small.matrix(live[:50]), 1)
     np.testing.assert_array_equal(found[:, 0], live[:50])  # a live vector finds itself
+
+
+def test_a_rare_term_in_a_small_new_segment_outranks_partial_matches_in_a_big_one() -> None:
+    """Term statistics are summed over segments: the one chunk holding a rare term ranks first, as it does
+    in one BM25 index over the whole collection (per-segment IDF would bury it under the big segment)."""
+    from almanac.core.lexical_index import LexicalIndex
+
+    texts = [f"shipment {i} weight {i % 500}" for i in range(2000)]
+    new = "shipment 4242 weight 17 note zqupdate4061f198"
+    settings = IndexSettings(kind="flat")
+    big = Segment.build("big", 4, settings, np.arange(2000), np.ones((2000, 4), np.float32), texts)
+    small = Segment.build("new", 4, settings, np.array([5000]), np.ones((1, 4), np.float32), [new])
+    whole = LexicalIndex.build([*range(2000), 5000], [*texts, new])
+    query = "zqupdate4061f198"
+    assert big.lexical.search(query, 1)[0][0] != 5000  # the digits match old rows
+    assert whole.search(query, 1)[0][0] == 5000
+    assert SegmentSet([big, small]).search_lexical(query, 1)[0][0] == 5000
+    one = SegmentSet(
+        [Segment.build("one", 4, settings, np.arange(2000), np.ones((2000, 4), np.float32), texts)]
+    )
+    assert one.search_lexical("weight 17", 5) == big.lexical.search("weight 17", 5)  # one segment: unchanged

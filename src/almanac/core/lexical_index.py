@@ -16,10 +16,12 @@ chunks are masked out of the scores before the top-k cut, so they never take a p
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import bm25s
 import numpy as np
@@ -48,18 +50,29 @@ def _parts(word: str) -> list[str]:
     return [part.lower() for part in split]
 
 
+@functools.lru_cache(maxsize=65_536)  # words repeat: most of a corpus's tokens are a few thousand words
+def _word_terms(word: str) -> tuple[str, ...]:
+    whole = word.lower()
+    terms = [whole] if _keep(whole) else []
+    parts = _parts(word)
+    if parts != [whole]:
+        terms.extend(part for part in parts if part != whole and _keep(part))
+    return tuple(terms)
+
+
 def tokenize(text: str) -> list[str]:
     """Lower-cased terms in order: each word or whole identifier, then its parts when it has several."""
-    terms: list[str] = []
-    for match in _WORD.finditer(text):
-        word = match.group()
-        whole = word.lower()
-        if _keep(whole):
-            terms.append(whole)
-        parts = _parts(word)
-        if parts != [whole]:
-            terms.extend(part for part in parts if part != whole and _keep(part))
-    return terms
+    return [term for match in _WORD.finditer(text) for term in _word_terms(match.group())]
+
+
+def query_terms(query: str) -> list[str]:
+    """A query's distinct terms, in order, at most MAX_QUERY_TERMS."""
+    return list(dict.fromkeys(tokenize(query)))[:MAX_QUERY_TERMS]
+
+
+def lucene_idf(df: int, documents: int) -> float:
+    """BM25's inverse document frequency as Lucene (and bm25s's default method) computes it."""
+    return math.log(1 + (documents - df + 0.5) / (df + 0.5))
 
 
 def _check_ids(ids: Sequence[int], texts: Sequence[str]) -> np.ndarray:
@@ -94,20 +107,41 @@ class LexicalIndex:
         """Number of indexed chunks."""
         return len(self._ids)
 
-    def search(self, query: str, k: int, mask: np.ndarray | None = None) -> list[tuple[int, float]]:
+    def document_frequencies(self, terms: Sequence[str]) -> dict[str, int]:
+        """term -> number of indexed chunks holding it, for the terms this index knows."""
+        if self._bm25 is None:
+            return {}
+        vocab, indptr = self._bm25.vocab_dict, self._bm25.scores["indptr"]
+        known = [t for t in terms if t in vocab and vocab[t] + 1 < len(indptr)]
+        return {t: int(indptr[vocab[t] + 1] - indptr[vocab[t]]) for t in known}
+
+    def search(
+        self,
+        query: str,
+        k: int,
+        mask: np.ndarray | None = None,
+        idf: Mapping[str, float] | None = None,
+    ) -> list[tuple[int, float]]:
         """Up to k (chunk id, score) pairs, best first, only scores > 0; nothing to match gives [].
 
         `mask` (one float per indexed chunk, in `ids()` order) multiplies the scores: 0 leaves a chunk out.
+        `idf` replaces this index's own inverse document frequencies (Lucene's formula) with ones computed
+        over several indexes, so scores from the segments of one collection compare as if from one index.
         """
         if k < 1:
             raise InputError(f"k must be >= 1, got {k}")
-        if self._bm25 is None:
+        terms = query_terms(query)
+        frequencies = self.document_frequencies(terms)
+        if self._bm25 is None or not frequencies:
             return []
-        vocab = self._bm25.vocab_dict
-        terms = [term for term in dict.fromkeys(tokenize(query)) if term in vocab][:MAX_QUERY_TERMS]
-        if not terms:
-            return []
-        scores = np.asarray(self._bm25.get_scores(terms, weight_mask=mask))
+        data, indices, indptr = (self._bm25.scores[name] for name in ("data", "indices", "indptr"))
+        scores = np.zeros(len(self._ids), dtype=np.float32)
+        for term, df in frequencies.items():
+            start, end = indptr[self._bm25.vocab_dict[term]], indptr[self._bm25.vocab_dict[term] + 1]
+            weight = idf[term] / lucene_idf(df, len(self._ids)) if idf is not None else 1.0
+            scores[indices[start:end]] += data[start:end] * np.float32(weight)
+        if mask is not None:
+            scores *= mask
         k = min(k, len(scores))
         top = np.argpartition(-scores, k - 1)[:k]
         top = top[np.lexsort((top, -scores[top]))]  # best first; ties by insertion order

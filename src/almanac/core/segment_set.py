@@ -15,6 +15,7 @@ segments already loaded are shared, only new ones are read.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from almanac.core.lexical_index import LexicalIndex
+from almanac.core.lexical_index import LexicalIndex, lucene_idf, query_terms
 from almanac.core.segment_file import SegmentFile, read_segment_file, write_segment_file
 from almanac.core.settings import IndexSettings
 from almanac.core.vector_index import FaissIndex, build_index
@@ -148,11 +149,21 @@ class SegmentSet:
     def search_lexical(
         self, query: str, k: int, allowed: np.ndarray | None = None
     ) -> list[tuple[int, float]]:
-        """BM25 search: up to k (chunk id, score) pairs, best first; with `allowed`, only those ids."""
+        """BM25 search: up to k (chunk id, score) pairs, best first; with `allowed`, only those ids.
+
+        Term statistics are summed over the segments (as Lucene does), so a rare term scores the same in a
+        small new segment as it would in one index of the whole collection.
+        """
+        terms = query_terms(query)
+        documents = sum(len(segment.ids) for segment in self.segments)
+        frequencies: Counter[str] = Counter()
+        for segment in self.segments:
+            frequencies.update(segment.lexical.document_frequencies(terms))
+        idf = {term: lucene_idf(df, documents) for term, df in frequencies.items()}
         selection = self._selection(allowed)
         found: list[tuple[int, float]] = []
         for segment in self.segments:
             mask = selection.mask(segment.ids) if selection is not None and len(segment.ids) else None
-            found.extend(segment.lexical.search(query, k, mask))
+            found.extend(segment.lexical.search(query, k, mask, idf))
         found.sort(key=lambda hit: (-hit[1], hit[0]))
         return found[:k]

@@ -15,7 +15,7 @@ import numpy as np
 
 from almanac.core.catalog import Catalog
 from almanac.core.catalog_schema import CollectionRow
-from almanac.core.catalog_staging import DocumentUpsert, stage_delete, stage_touch, stage_upsert
+from almanac.core.catalog_staging import DocumentUpsert, stage_delete, stage_touch, stage_upserts
 from almanac.core.index_store import IndexStore
 from almanac.core.ports import Embedder
 from almanac.core.types import ChunkDraft
@@ -47,6 +47,7 @@ class _Batch:
     docs: list[PendingDocument] = field(default_factory=list)
     deletes: list[str] = field(default_factory=list)
     touches: list[tuple[int, float, int]] = field(default_factory=list)
+    sources: set[str] = field(default_factory=set)
     chunks: int = 0
 
 
@@ -87,7 +88,10 @@ class BatchWriter:
             self.report.added += 1
         else:
             self.report.updated += 1
+        if doc.source in self._batch.sources:
+            self.flush()  # a source appears once per transaction
         self._batch.docs.append(doc)
+        self._batch.sources.add(doc.source)
         self._batch.chunks += len(doc.chunks)
         if self._batch.chunks >= self.batch_chunks:
             self.flush()
@@ -130,10 +134,7 @@ class BatchWriter:
         manifest = None
         with self.segments.publishing():  # a merge never takes this version's number
             with self.catalog.transaction() as s:
-                for doc, vecs in zip(batch.docs, vectors, strict=True):
-                    added, gone = stage_upsert(s, self.collection.id, doc, vecs)
-                    new_ids.append(added)
-                    removed.extend(gone)
+                new_ids, removed = stage_upserts(s, self.collection.id, batch.docs, vectors)
                 for source in batch.deletes:
                     removed.extend(stage_delete(s, self.collection.id, source))
                 for doc_id, mtime, size in batch.touches:

@@ -68,6 +68,9 @@ class Chunker:
         n = len(spans)
         if n == 0:
             return
+        if n <= self.size:  # one window (a table row, a short section): no cut points to find
+            yield text[spans[0][0] : spans[-1][1]].strip()
+            return
         cuts, strong = _cut_points(text, spans)
         start, prev_end = 0, 0
         while start < n:
