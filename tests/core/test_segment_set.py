@@ -266,7 +266,7 @@ def test_altered_or_missing_segment_files_are_refused(data: Corpus, tmp_path: Pa
 
 
 def test_ivf_segment_restricted_search_is_exact() -> None:
-    settings = IndexSettings(kind="ivf", ivf_nlist=8, ivf_nprobe=1, use_gpu=False)
+    settings = IndexSettings(kind="ivf", ivf_nlist=8, ivf_nprobe=1, ann_target_recall=0.01, use_gpu=False)
     big = corpus(sizes=(2000, 60), settings=settings, seed=11)
     assert [s.index.kind for s in big.segments] == ["ivf", "flat"]  # 60 vectors train one list: flat
     queries = unit_vectors(20, seed=12)

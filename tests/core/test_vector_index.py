@@ -71,7 +71,7 @@ def test_exact_kinds_match_brute_force(kind: str) -> None:
 
 
 def test_restricted_ivf_search_probes_every_list_so_it_is_exact() -> None:
-    index, ids, vectors = built("ivf", ivf_nprobe=1)
+    index, ids, vectors = built("ivf", ivf_nprobe=1, ann_target_recall=0.01)
     queries = unit_vectors(50, seed=2)
     _, want = brute_force(vectors, ids, queries, 10)
     _, unrestricted = index.search(queries, k=10)
@@ -83,7 +83,7 @@ def test_restricted_ivf_search_probes_every_list_so_it_is_exact() -> None:
 @pytest.mark.parametrize("how", ["bitmap", "batch"])
 @pytest.mark.parametrize("kind", ["flat", "ivf"])
 def test_selector_keeps_only_allowed_ids_and_still_fills_k(kind: str, how: str) -> None:
-    index, ids, vectors = built(kind, ivf_nprobe=1)
+    index, ids, vectors = built(kind, ivf_nprobe=1, ann_target_recall=0.01)
     query = unit_vectors(1, seed=3)
     # The 20 ids that score worst for the query: none is in the unrestricted top 5.
     allowed = ids[np.argsort(vectors @ query[0])[:20]]
@@ -220,10 +220,13 @@ def test_built_ivf_uses_the_capped_list_count() -> None:
     assert faiss.extract_index_ivf(index.faiss_index).nlist == 25
 
 
-def test_search_settings_come_from_the_settings_not_the_faiss_index() -> None:
-    ivf, _, _ = built("ivf", n=1000)
-    FaissIndex(ivf.faiss_index, index_settings("ivf", ivf_nprobe=3))
-    assert faiss.extract_index_ivf(ivf.faiss_index).nprobe == 3
+def test_ivf_probes_are_the_calibrated_ones_but_never_fewer_than_the_setting() -> None:
+    ivf, _, _ = built("ivf", n=1000, ivf_nprobe=1, ann_target_recall=0.01)
+    calibrated = faiss.extract_index_ivf(ivf.faiss_index).nprobe
+    FaissIndex(ivf.faiss_index, index_settings("ivf", ivf_nprobe=calibrated + 2))
+    assert faiss.extract_index_ivf(ivf.faiss_index).nprobe == calibrated + 2
+    FaissIndex(ivf.faiss_index, index_settings("ivf", ivf_nprobe=1))
+    assert faiss.extract_index_ivf(ivf.faiss_index).nprobe == calibrated + 2  # never lowered
     hnsw, _, _ = built("hnsw", n=100)
     FaissIndex(hnsw.faiss_index, index_settings("hnsw", hnsw_ef_search=77))
     inner = faiss.downcast_index(faiss.downcast_index(hnsw.faiss_index).index)
@@ -278,3 +281,20 @@ def test_asking_for_an_absent_gpu_is_a_config_error() -> None:
         build_index(DIM, IndexSettings(kind="flat", use_gpu=True), ids, vectors)
     # HNSW always searches on the CPU, so it does not need one.
     assert build_index(DIM, IndexSettings(kind="hnsw", use_gpu=True), ids, vectors).kind == "hnsw"
+
+
+@pytest.mark.parametrize("target", [0.5, 0.95])
+def test_ivf_probes_are_calibrated_at_build_to_reach_the_target_recall(target: float) -> None:
+    index, _, vectors = built("ivf", n=4000, ivf_nlist=32, ivf_nprobe=1, ann_target_recall=target)
+    nprobe = faiss.extract_index_ivf(index.faiss_index).nprobe
+    assert 1 <= nprobe <= 32
+    queries = vectors[
+        ::40
+    ]  # stored vectors as queries, as the calibration does: leave each one's own hit out
+    scores, _ = index.search(queries, k=11)
+    tenth = -np.partition(-(queries @ vectors.T), 10, axis=1)[:, 10:11]
+    recall = float(np.mean(scores[:, 1:11] >= tenth - 1e-6))
+    assert recall >= target - 0.1  # measured on other queries than the calibration's
+    if target == 0.95:
+        low, _, _ = built("ivf", n=4000, ivf_nlist=32, ivf_nprobe=1, ann_target_recall=0.5)
+        assert nprobe > faiss.extract_index_ivf(low.faiss_index).nprobe  # more recall costs more probes

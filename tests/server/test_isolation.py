@@ -196,3 +196,43 @@ def test_lookups_are_scoped_to_the_collections_sources(app: tuple[TestClient, Se
     admin = bearer(services.keys.create("admin"))
     rows = client.post("/v1/lookup", json={"table": "brvsrc.ledger", "where": {"id": 1}}, headers=admin)
     assert rows.status_code == 200  # an unbound key still reads every allow-listed table
+
+
+def test_database_jobs_of_a_bound_key_name_no_other_source(app: tuple[TestClient, Services]) -> None:
+    client, services = app
+    key = bearer(services.keys.create("write", "default"))
+    bodies = []
+    for extra in ({"source": "brvsrc"}, {"source": "nosuchsrc"}, {}):
+        job = {"kind": "database", "tables": ["ledger"], **extra}
+        response = _clean(client.post("/v1/jobs", json=job, headers=key))
+        assert response.status_code == 400, response.text
+        bodies.append(response.json())
+    assert bodies[0] == bodies[1] == bodies[2]  # neither existence nor the registered names are revealed
+    admin = bearer(services.keys.create("admin", A))
+    url = {"kind": "database", "url": "sqlite:///elsewhere.db", "name": "brvsrc", "tables": ["ledger"]}
+    assert _clean(client.post("/v1/jobs", json=url, headers=admin)).status_code == 403
+    assert services.catalog.source_urls()["brvsrc"].endswith("brv.db")  # not re-pointed
+
+
+def test_a_bad_url_leaves_the_registered_source_as_it_was(
+    tmp_path: Path, app: tuple[TestClient, Services]
+) -> None:
+    client, services = app
+    before = services.catalog.source_urls()["alfsrc"]
+    admin = bearer(services.keys.create("admin"))
+    for url in (f"sqlite:///{tmp_path / 'missing.db'}", "postgresql+psycopg://u@127.0.0.1:9/x", "nope://"):
+        job = {"kind": "database", "url": url, "name": "alfsrc", "tables": ["parts"]}
+        response = client.post("/v1/jobs", json=job, headers=admin)
+        assert response.status_code == 400 and "not registered" in response.text, response.text
+    assert services.catalog.source_urls()["alfsrc"] == before
+    key = bearer(services.keys.create("read", A))
+    found = client.post("/v1/lookup", json={"table": "alfsrc.parts", "where": {"id": 1}}, headers=key)
+    assert found.status_code == 200, found.text
+
+
+def test_a_key_bound_to_default_reads_no_rows_of_another_collection(app: tuple[TestClient, Services]) -> None:
+    client, services = app
+    key = bearer(services.keys.create("read", "default"))
+    for table in ("brvsrc.ledger", "ledger", "alfsrc.parts"):
+        response = _clean(client.post("/v1/lookup", json={"table": table, "where": {"id": 1}}, headers=key))
+        assert response.status_code == 400, (table, response.text)

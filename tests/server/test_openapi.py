@@ -103,3 +103,21 @@ def test_the_wire_matches_the_declared_models_key_for_key(client: TestClient) ->
     search = client.post("/v1/search", json={"query": "granite lighthouse", "top_k": 2}).json()
     assert list(search) == list(SearchResponse.model_fields) and len(search["results"]) == 2
     assert SearchResponse.model_validate(search).results[0].kind in ("document", "row")
+
+
+def test_a_405_allows_every_method_of_the_path(client: TestClient) -> None:
+    for path, allowed in (("/v1/documents", "GET, POST"), ("/v1/jobs", "GET, POST"), ("/v1/query", "POST")):
+        response = client.request("OPTIONS", path)
+        assert response.status_code == 405 and response.headers["allow"] == allowed, path
+
+
+def test_constraints_enforced_in_code_are_in_the_schema(client: TestClient) -> None:
+    spec = _spec(client)
+    (name,) = spec["paths"]["/v1/adapters/{name}/promote"]["post"]["parameters"][:1]
+    assert name["name"] == "name" and name["schema"]["pattern"].startswith("^[A-Za-z0-9]")
+    assert client.post("/v1/adapters/-bad/promote").status_code == 422
+    streamed = spec["paths"]["/v1/query"]["post"]["responses"]["200"]["content"]["text/event-stream"]
+    assert streamed["schema"]["properties"]["data"] == {"type": "string"}  # one event, as clients parse it
+    for body in ({"query": "x", "filter": {"ingested_after": 0}}, {"query": "x", "stream": 0}):
+        assert client.post("/v1/search", json=body).status_code == 422, body
+    assert client.post("/v1/query", json={"question": "x", "stream": 0}).status_code == 422

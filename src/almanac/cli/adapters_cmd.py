@@ -7,6 +7,7 @@ import json
 from dataclasses import asdict
 
 from almanac.cli.command_parser import CommandParser, examples
+from almanac.core.audit_log import audit
 from almanac.core.settings import Settings
 
 
@@ -73,6 +74,7 @@ def cmd_adapters_promote(args: argparse.Namespace, settings: Settings) -> int:
     from almanac.core.adapter_registry import AdapterRegistry
 
     previous = AdapterRegistry(settings.adapters_dir).promote(args.name, force=args.force)
+    audit("adapter_promoted", "local", name=args.name, previous=previous, force=args.force)
     print(
         f"default adapter: {args.name} (was {previous or 'the base model'}); undo: almanac adapters rollback"
     )
@@ -84,5 +86,6 @@ def cmd_adapters_rollback(args: argparse.Namespace, settings: Settings) -> int:
     from almanac.core.adapter_registry import AdapterRegistry
 
     current = AdapterRegistry(settings.adapters_dir).rollback()
+    audit("adapter_rolled_back", "local", default=current)
     print(f"default adapter: {current or 'the base model (no adapter)'}")
     return 0

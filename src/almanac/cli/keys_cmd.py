@@ -7,6 +7,7 @@ import json
 
 from almanac.cli import wiring
 from almanac.cli.command_parser import CommandParser, examples
+from almanac.core.audit_log import audit
 from almanac.core.settings import Settings
 from almanac.server.keys.key_store import KeyStore
 from almanac.server.keys.principal import SCOPES
@@ -61,6 +62,7 @@ def register(sub: argparse._SubParsersAction[CommandParser]) -> None:
 def cmd_create(args: argparse.Namespace, settings: Settings) -> int:
     """Create a key and print it (the only time it is shown)."""
     key = KeyStore(wiring.open_catalog(settings)).create(args.scope, args.collection)
+    audit("key_created", "local", prefix=key[:12], scope=args.scope, collection=args.collection)
     print(key)
     bound = f" bound to collection {args.collection!r}" if args.collection else ""
     print(f"scope {args.scope}{bound}; store it now, it cannot be shown again", flush=True)
@@ -95,5 +97,6 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_revoke(args: argparse.Namespace, settings: Settings) -> int:
     """Revoke a key by prefix."""
     KeyStore(wiring.open_catalog(settings)).revoke(args.prefix)
+    audit("key_revoked", "local", prefix=args.prefix)
     print(f"revoked {args.prefix}")
     return 0

@@ -10,11 +10,13 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from types import ModuleType
 
 from almanac import __version__
 from almanac.cli.command_parser import CommandParser, examples
-from almanac.core.errors import AlmanacError
+from almanac.core.errors import AlmanacError, ConfigError
+from almanac.core.log_format import configure_logging
 from almanac.core.settings import Settings
 
 
@@ -31,14 +33,21 @@ def build_parser() -> argparse.ArgumentParser:
             "almanac ingest samples/documents",
             'almanac search "opening hours" -k 3',
             "almanac serve --port 8000",
+            "almanac --log-format json -v serve",
         ),
     )
     parser.add_argument("--version", action="version", version=f"almanac {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="-v info, -vv debug logs")
+    parser.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="log lines as text (default) or as JSON objects, one a line, with request ids (for collectors)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", help="the command to run")
     index_cmd.register(sub)
     index_admin_cmd.register(sub)
-    for name in ("serve_cmd", "keys_cmd", "finetune_cmd", "adapters_cmd"):
+    for name in ("serve_cmd", "keys_cmd", "finetune_cmd", "adapters_cmd", "backup_cmd"):
         module = _optional_module(name)
         if module is not None:
             module.register(sub)
@@ -56,6 +65,15 @@ def _optional_module(name: str) -> ModuleType | None:
         return None
 
 
+def check_home(home: Path) -> None:
+    """Refuse an ALMANAC_HOME that exists but is not a folder (a file: every command would fail in mkdir)."""
+    if home.exists() and not home.is_dir():
+        raise ConfigError(
+            f"ALMANAC_HOME={home} is a file, not a folder; point ALMANAC_HOME at a folder (it is created "
+            "when missing)"
+        )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is downloaded at run time
@@ -65,11 +83,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     args = build_parser().parse_args(argv)
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(level, args.log_format)
     for noisy in ("bm25s", "httpx", "sentence_transformers", "transformers"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING) if args.verbose < 2 else level)
     try:
-        return int(args.func(args, Settings()))
+        settings = Settings()
+        check_home(settings.home)
+        return int(args.func(args, settings))
     except AlmanacError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -29,6 +29,12 @@ class DrainingServer(uvicorn.Server):
     re-raises the signal once shut down, so `make run` and supervisors would report a clean stop as a crash.
     """
 
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """uvicorn's start; given our bound socket, it would not say where it listens, so say it here."""
+        await super().startup(sockets)
+        if sockets and not self.should_exit:
+            self._log_started_message(sockets)
+
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         """Start the graceful shutdown (a second Ctrl-C forces it), without re-raising the signal later."""
         super().handle_exit(sig, frame)
@@ -92,6 +98,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         check_bind(host, KeyStore(catalog).has_keys())
     finally:
         catalog.close()
+    sock = bind_socket(host, port)  # before the app exists: its start requeues the jobs it finds running
     app = create_app(settings)
     config = uvicorn.Config(
         app,
@@ -100,7 +107,35 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         timeout_graceful_shutdown=DRAIN_SECONDS,
         server_header=False,
         log_level="info",  # uvicorn's own lines: where it listens, shutdown and drain progress
+        # --log-format json: no uvicorn handlers, so its lines reach the root's JSON formatter too
+        log_config=None if getattr(args, "log_format", "text") == "json" else uvicorn.config.LOGGING_CONFIG,
         access_log=logging.getLogger().level <= logging.DEBUG,
     )
-    DrainingServer(config).run()
+    try:
+        DrainingServer(config).run(sockets=[sock])
+    finally:
+        sock.close()
     return 0
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """The listening address, bound now: a port in use (say by a running server) is one clear error before
+    anything is started or changed, never a requeue of the live server's running job."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except OSError as exc:
+        raise ConfigError(f"cannot resolve --host {host}: {exc}") from exc
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: allows TIME_WAIT, not a listener
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(
+            f"port {port} on {host} is in use ({exc.strerror}); is another `almanac serve` running? "
+            "stop it or pick another port with --port"
+        ) from exc
+    sock.set_inheritable(True)
+    return sock

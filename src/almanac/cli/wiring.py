@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from almanac.core.catalog import Catalog
-from almanac.core.embedder import HashingEmbedder, SentenceTransformerEmbedder
+from almanac.core.embedder import AnyEmbedder
 from almanac.core.embedder import build_embedder as _build_embedder
 from almanac.core.ports import Embedder
 from almanac.core.search_filter import SearchFilter
@@ -31,9 +31,9 @@ def open_catalog(settings: Settings) -> Catalog:
     return Catalog(settings.catalog_url)
 
 
-def build_embedder(settings: Settings) -> HashingEmbedder | SentenceTransformerEmbedder:
+def build_embedder(settings: Settings) -> AnyEmbedder:
     """The configured embedder."""
-    return _build_embedder(settings.embedding)
+    return _build_embedder(settings.embedding, settings.models_dir)
 
 
 def build_indexer(settings: Settings, catalog: Catalog, progress: Progress | None = None) -> Indexer:
@@ -64,7 +64,7 @@ def search_live(
 
     catalog = open_catalog(settings)
     hits = build_retriever(settings, catalog).search(query, collection, k, where=where)
-    sources = SourceRegistry(catalog)
+    sources = SourceRegistry(catalog, timeout_ms=settings.server.lookup_timeout_ms)
     try:
         return sources.refresh(hits)
     finally:

@@ -13,11 +13,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from sqlalchemy import Select, func, select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DatabaseError
 from sqlalchemy.orm import Session, sessionmaker
 
 from almanac.core.catalog_chunks import ChunkReads
-from almanac.core.catalog_engine import make_engine
+from almanac.core.catalog_engine import make_engine, open_error
 from almanac.core.catalog_schema import (
     Base,
     ChunkRow,
@@ -27,7 +27,7 @@ from almanac.core.catalog_schema import (
     SourceRow,
 )
 from almanac.core.catalog_upgrade import add_missing_columns
-from almanac.core.errors import ConfigError, IndexMismatchError, NotFoundError
+from almanac.core.errors import IndexMismatchError, NotFoundError
 from almanac.core.types import ChunkRecord
 
 # id, document_id, collection name, source, locator, text, kind, ordinal: the fields of a ChunkRecord
@@ -67,10 +67,8 @@ class Catalog(ChunkReads):
         try:
             add_missing_columns(self.engine)  # a catalog written by an earlier release
             Base.metadata.create_all(self.engine)
-        except OperationalError as exc:
-            raise ConfigError(
-                f"cannot open the catalog database: {exc.orig}; check ALMANAC_CATALOG__URL"
-            ) from exc
+        except DatabaseError as exc:  # OperationalError too: unreadable, not SQLite, truncated
+            raise open_error(url, exc.orig) from exc
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def close(self) -> None:

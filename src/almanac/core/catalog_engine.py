@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
 
 from almanac.core.errors import ConfigError
 
@@ -28,3 +29,17 @@ def make_engine(url: str) -> Engine:
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def open_error(url: str, cause: BaseException | None) -> ConfigError:
+    """The one-line error for a catalog that cannot be opened: a SQLite file names its folder (ALMANAC_HOME
+    by default), since an unreadable home or a file that is not a database is what to fix there."""
+    engine_url = make_url(url)
+    if engine_url.get_backend_name() == "sqlite" and engine_url.database not in (None, "", ":memory:"):
+        path = Path(engine_url.database or "")
+        return ConfigError(
+            f"cannot open the catalog {path} ({cause}); check that ALMANAC_HOME={path.parent} is a readable, "
+            "writable folder and that catalog.db there is an Almanac catalog (restore it with "
+            "`almanac restore BACKUP`, or move it away to start empty)"
+        )
+    return ConfigError(f"cannot open the catalog database: {cause}; check ALMANAC_CATALOG__URL")

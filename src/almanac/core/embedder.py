@@ -17,7 +17,9 @@ import importlib.util
 import itertools
 import json
 import logging
+import os
 import re
+import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from functools import cached_property
@@ -27,6 +29,9 @@ from typing import Any
 import numpy as np
 
 from almanac.core.errors import ConfigError
+from almanac.core.onnx_encoder import OnnxEmbedder
+from almanac.core.onnx_export import onnx_exportable
+from almanac.core.precision import resolve_precision
 from almanac.core.settings import HASHING, MINILM, EmbeddingSettings
 
 log = logging.getLogger(__name__)
@@ -49,6 +54,9 @@ def pick_device(wanted: str) -> str:
     """'auto' -> 'cuda' when torch sees a GPU, else 'cpu'; anything else is used as given."""
     if wanted != "auto":
         return wanted
+    # No GPU driver, no GPU: answer without importing torch (seconds), which a no-change ingest never needs.
+    if not any(os.path.exists(p) for p in ("/proc/driver/nvidia/version", "/dev/kfd")):
+        return "cpu"
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
@@ -64,6 +72,8 @@ class RegexTokenizer:
 
 class HashingEmbedder:
     """Feature-hashing bag of words and word bigrams, L2-normalised. Deterministic, no model."""
+
+    precision = "fp32"
 
     def __init__(self, dimension: int = 384) -> None:
         self.dimension = dimension
@@ -122,18 +132,35 @@ def folder_dimension(folder: Path) -> int | None:
         return None
 
 
+def model_folder(model: str) -> str:
+    """The folder or Hub id sentence-transformers loads for a model setting."""
+    return str(embedded_minilm_path()) if model == MINILM else model
+
+
+def model_label(model: str) -> str:
+    """The model name a collection records."""
+    return "sentence-transformers/all-MiniLM-L6-v2" if model == MINILM else model
+
+
 class SentenceTransformerEmbedder:
-    """sentence-transformers model, batched, normalised; fp16 on a GPU.
+    """sentence-transformers model, batched, normalised; fp16 on a GPU unless `precision` says fp32.
 
     The model loads on first use: a run that finds nothing new to embed never pays for it.
     """
 
-    def __init__(self, model: str = MINILM, device: str = "auto", batch_size: int = 64) -> None:
-        self._path = str(embedded_minilm_path()) if model == MINILM else model
-        self._device = device
+    def __init__(
+        self, model: str = MINILM, device: str = "auto", batch_size: int = 64, precision: str = "auto"
+    ) -> None:
+        self._path = model_folder(model)
+        self._device = pick_device(device)
+        if precision == "auto":
+            precision = "fp16" if self._device.startswith("cuda") else "fp32"
+        if precision not in ("fp32", "fp16"):
+            raise ConfigError(f"the torch embedder runs fp32 or fp16, not {precision!r}")
+        self.precision = precision
         self._model: Any = None
         self._lock = threading.Lock()
-        self.model_name = "sentence-transformers/all-MiniLM-L6-v2" if model == MINILM else model
+        self.model_name = model_label(model)
         self.batch_size = batch_size
         declared = folder_dimension(Path(self._path))
         self.dimension = declared if declared is not None else int(self._load().get_embedding_dimension())
@@ -147,7 +174,7 @@ class SentenceTransformerEmbedder:
     def _open(self) -> Any:
         from sentence_transformers import SentenceTransformer
 
-        device = pick_device(self._device)
+        device = self._device
         try:
             model = SentenceTransformer(self._path, device=device, local_files_only=True)
         except OSError as exc:
@@ -155,9 +182,11 @@ class SentenceTransformerEmbedder:
                 f"cannot load embedding model {self.model_name!r} from local files ({exc}); "
                 "set ALMANAC_EMBEDDING__MODEL to an installed model folder"
             ) from exc
-        if device.startswith("cuda"):
+        if self.precision == "fp16":
             model.half()
-        log.info("event=embedder_loaded model=%s device=%s", self.model_name, device)
+        log.info(
+            "event=embedder_loaded model=%s device=%s precision=%s", self.model_name, device, self.precision
+        )
         return model
 
     @cached_property
@@ -179,8 +208,29 @@ class SentenceTransformerEmbedder:
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
-def build_embedder(settings: EmbeddingSettings) -> HashingEmbedder | SentenceTransformerEmbedder:
-    """The embedder the settings name."""
+AnyEmbedder = HashingEmbedder | SentenceTransformerEmbedder | OnnxEmbedder
+
+
+def build_embedder(
+    settings: EmbeddingSettings, models_dir: Path | None = None, precision: str | None = None
+) -> AnyEmbedder:
+    """The embedder the settings name, in `precision` when given (e.g. an existing collection's), else in
+    the settings' precision. int8 runs on ONNX Runtime with its export cached in `models_dir` (Settings.
+    models_dir); without one, in a temporary folder, exported again by every process."""
     if settings.model == HASHING:
         return HashingEmbedder(settings.hashing_dimension)
-    return SentenceTransformerEmbedder(settings.model, settings.device, settings.batch_size)
+    folder = model_folder(settings.model)
+    exportable = onnx_exportable(Path(folder))
+    device = pick_device(settings.device)
+    chosen = resolve_precision(precision or settings.precision, device, exportable)
+    if chosen != "int8":
+        return SentenceTransformerEmbedder(settings.model, device, settings.batch_size, chosen)
+    if models_dir is None:
+        models_dir = Path(tempfile.mkdtemp(prefix="almanac-models-"))
+        log.warning("event=onnx_cache_temporary dir=%s reason=no_models_dir", models_dir)
+    dimension = folder_dimension(Path(folder))
+    if dimension is None:
+        raise ConfigError(f"{folder} declares no output dimension (modules.json, 1_Pooling/config.json)")
+    return OnnxEmbedder(
+        Path(folder), model_label(settings.model), dimension, models_dir, "int8", settings.batch_size
+    )

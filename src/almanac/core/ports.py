@@ -24,6 +24,7 @@ class Embedder(Protocol):
 
     model_name: str
     dimension: int
+    precision: str  # "fp32", "fp16" or "int8": a collection's vectors are all of one precision
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Shape (len(texts), dimension), dtype float32, each row of unit length."""

@@ -30,6 +30,12 @@ class EmbeddingSettings(BaseModel):
         64, ge=1, le=4096, description="texts per embedding call; raise on a GPU, lower if memory runs out"
     )
     device: str = Field("auto", description="'auto' picks CUDA (fp16) when present, else CPU")
+    precision: Literal["auto", "fp32", "fp16", "int8"] = Field(
+        "auto",
+        description="'auto': fp16 on CUDA, int8 (ONNX Runtime, about 2x faster, same answer recall) on CPU "
+        "for models it can export, else fp32; a collection keeps the precision it was built with, so "
+        "changing it means re-indexing",
+    )
     hashing_dimension: int = Field(
         384, ge=8, le=4096, description="vector size of the 'hashing' embedder (other models set their own)"
     )
@@ -95,7 +101,17 @@ class IndexSettings(BaseModel):
         1024, ge=1, description="most IVF clusters; fewer are trained while vectors are under 39 per cluster"
     )
     ivf_nprobe: int = Field(
-        16, ge=1, description="IVF clusters searched per query: raise for recall, lower for speed"
+        16,
+        ge=1,
+        description="fewest IVF clusters searched per query; each IVF segment probes more when its build "
+        "measured that ann_target_recall needs more",
+    )
+    ann_target_recall: float = Field(
+        0.95,
+        gt=0,
+        le=1,
+        description="recall@10 against exact search an IVF segment must reach: its number of probed "
+        "clusters is calibrated for it when the segment is built",
     )
     use_gpu: bool | None = Field(
         None, description="search flat and IVF indexes on a GPU: None when FAISS sees one, true requires one"
@@ -219,6 +235,32 @@ class ServerSettings(BaseModel):
     queue_size: int = Field(
         16, ge=1, description="answers waiting or being generated; one more gets 429 with Retry-After"
     )
+    rate_limit_per_minute: int = Field(
+        0,
+        ge=0,
+        description="requests per minute per API key (per client IP when no key exists), a minute's worth "
+        "as a burst; past it 429 with Retry-After; 0 (default): off (set it to the clients' real need)",
+    )
+    rate_limits_by_scope: dict[str, int] = Field(
+        default_factory=dict,
+        description='rate_limit_per_minute per key scope, as JSON, e.g. \'{"read": 120, "admin": 0}\' '
+        "(0: no limit for that scope); unkeyed clients count as scope admin",
+    )
+    token_limit_per_minute: int = Field(
+        0,
+        ge=0,
+        description="generated tokens per minute per API key (or client IP); a key in debt gets 429 before "
+        "any retrieval or generation; 0 (default): off",
+    )
+    token_limits_by_scope: dict[str, int] = Field(
+        default_factory=dict, description="token_limit_per_minute per key scope, as JSON (0: no limit)"
+    )
+    auth_failures_per_minute: int = Field(
+        10,
+        ge=0,
+        description="failed key checks per minute per key prefix and per client IP; past it 429 with "
+        "Retry-After before the (slow, scrypt) check runs; keys already verified still pass; 0: off",
+    )
     lookup_row_cap: int = Field(100, description="most rows one /v1/lookup returns")
     lookup_timeout_ms: int = Field(
         2000, description="milliseconds a lookup query may run in the source database"
@@ -229,6 +271,11 @@ class ServerSettings(BaseModel):
     )
     job_roots: list[Path] = Field(
         default_factory=list, description="folders POST /v1/jobs may ingest from; empty: ALMANAC_HOME/inbox"
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="origins a browser app may call from, as JSON, e.g. '[\"https://app.example.com\"]'; "
+        "empty (default): no CORS headers, so browsers refuse cross-origin calls",
     )
 
 

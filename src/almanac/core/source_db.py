@@ -85,8 +85,13 @@ class SourceDatabase:
                 values = dict(row)
                 yield RowKey(self.name, table, tuple((k, values[k]) for k in info.primary_key)), values
 
-    def read_rows(self, keys: Sequence[RowKey]) -> dict[RowKey, dict[str, Any] | None]:
-        """The live rows for `keys`, one query per table and batch; None for rows deleted since indexing."""
+    def read_rows(
+        self, keys: Sequence[RowKey], timeout_ms: int | None = None
+    ) -> dict[RowKey, dict[str, Any] | None]:
+        """The live rows for `keys`, one query per table and batch; None for rows deleted since indexing.
+
+        Each table's reads stop after `timeout_ms` (None: never) with a SourceError.
+        """
         rows: dict[RowKey, dict[str, Any] | None] = dict.fromkeys(keys)
         by_table: dict[str, list[RowKey]] = {}
         for key in keys:
@@ -94,7 +99,7 @@ class SourceDatabase:
                 raise InputError(f"row {key.uri()} belongs to source {key.source!r}, not {self.name!r}")
             by_table.setdefault(key.table, []).append(key)
         for table, group in by_table.items():
-            rows.update(self._read_table(table, group))
+            rows.update(self._read_table(table, group, timeout_ms))
         return rows
 
     def lookup(
@@ -205,7 +210,9 @@ class SourceDatabase:
         self._tables[table] = reflected
         return reflected
 
-    def _read_table(self, table: str, keys: list[RowKey]) -> dict[RowKey, dict[str, Any]]:
+    def _read_table(
+        self, table: str, keys: list[RowKey], timeout_ms: int | None
+    ) -> dict[RowKey, dict[str, Any]]:
         try:
             primary_key = self.check_table(table).primary_key
         except UnknownTableError:
@@ -219,7 +226,7 @@ class SourceDatabase:
                 wanted.setdefault(typed, []).append(key)
         found: dict[RowKey, dict[str, Any]] = {}
         items = list(wanted)
-        with self.read_only() as conn:
+        with self.read_only(timeout_ms) as conn:
             for start in range(0, len(items), _KEY_BATCH):
                 stmt = sa.select(self._tables[table]).where(
                     _match(columns, items[start : start + _KEY_BATCH])

@@ -52,11 +52,18 @@ def ivf_lists(count: int, settings: IndexSettings) -> int:
     return max(0, min(settings.ivf_nlist, int(4 * math.sqrt(count)), count // MIN_POINTS_PER_LIST))
 
 
-def segment_kind(count: int, settings: IndexSettings) -> str:
-    """The kind of a segment of `count` vectors: ``auto`` is exact below `ann_min_vectors`, IVF above."""
+def segment_kind(count: int, settings: IndexSettings, collection: int = 0) -> str:
+    """The kind of a segment of `count` vectors in a collection of `collection`: ``auto`` is exact below
+    `ann_min_vectors`, IVF above; once the collection passes it, segments of a tenth of it are IVF too, so
+    the part searched exactly stays under about `ann_min_vectors` / `merge_factor` per size tier."""
     wanted = settings.kind
     if wanted == "auto":
-        wanted = "ivf" if count >= settings.ann_min_vectors else "flat"
+        big = count >= settings.ann_min_vectors
+        grown = (
+            collection >= settings.ann_min_vectors
+            and count >= settings.ann_min_vectors // settings.merge_factor
+        )
+        wanted = "ivf" if big or grown else "flat"
     if wanted == "ivf" and ivf_lists(count, settings) < 2:
         return "flat"  # too few vectors to train clusters
     return wanted
@@ -73,8 +80,9 @@ class FaissIndex:
         self._nlist = int(faiss.extract_index_ivf(index).nlist) if self.kind == "ivf" else 0
         self._use_gpu = self.kind != "hnsw" and _want_gpu(settings)
         self._gpu_index: faiss.Index | None = None
-        if self.kind == "ivf":  # search settings are the server's, not the ones the file was built with
-            faiss.extract_index_ivf(index).nprobe = settings.ivf_nprobe
+        if self.kind == "ivf":  # probes: calibrated when built (kept in the file), at least the setting
+            ivf = faiss.extract_index_ivf(index)
+            ivf.nprobe = max(int(ivf.nprobe), settings.ivf_nprobe)
         elif self.kind == "hnsw":
             id_map: Any = faiss.downcast_index(index)  # faiss's stubs type every index as `Index`
             hnsw: Any = faiss.downcast_index(id_map.index)
@@ -151,6 +159,27 @@ class FaissIndex:
         return self._gpu_index
 
 
+def calibrate_nprobe(
+    index: faiss.Index, vectors: np.ndarray, settings: IndexSettings, queries: int = 64
+) -> int:
+    """The fewest IVF clusters to probe (doubling from `ivf_nprobe`) for recall@10 >= `ann_target_recall`
+    against exact search, measured with stored vectors as queries (each one's own hit left out); kept in
+    the index. Real embeddings cluster and need few probes; near-random vectors need many."""
+    ivf = faiss.extract_index_ivf(index)
+    rng = np.random.default_rng(0)
+    sample = vectors[rng.choice(len(vectors), size=min(queries, len(vectors)), replace=False)]
+    # the 10th best score after the query itself (column 0); a hit scoring as high counts (ties)
+    truth = -np.partition(-(sample @ vectors.T), 10, axis=1)[:, 10:11]
+    nprobe = min(settings.ivf_nprobe, ivf.nlist)
+    while True:
+        ivf.nprobe = nprobe
+        scores, _ = index.search(sample, 11)
+        recall = float(np.mean(scores[:, 1:11] >= truth - 1e-6))
+        if recall >= settings.ann_target_recall or nprobe >= ivf.nlist:
+            return nprobe
+        nprobe = min(2 * nprobe, int(ivf.nlist))
+
+
 def build_index(dimension: int, settings: IndexSettings, ids: np.ndarray, vectors: np.ndarray) -> FaissIndex:
     """A segment's index over (ids, vectors), of the kind `segment_kind` picks for their number."""
     ids, vectors = check_ids(ids), check_vectors(vectors, dimension)
@@ -163,10 +192,12 @@ def build_index(dimension: int, settings: IndexSettings, ids: np.ndarray, vector
         nlist = ivf_lists(len(ids), settings)
         index = faiss.index_factory(dimension, f"IVF{nlist},Flat", faiss.METRIC_INNER_PRODUCT)
         index.train(vectors)
-        log.info("event=ivf_trained nlist=%d vectors=%d", nlist, len(ids))
-    else:
-        spec = f"IDMap2,HNSW{settings.hnsw_m}" if kind == "hnsw" else "IDMap2,Flat"
-        index = faiss.index_factory(dimension, spec, faiss.METRIC_INNER_PRODUCT)
+        index.add_with_ids(vectors, ids)
+        nprobe = calibrate_nprobe(index, vectors, settings)
+        log.info("event=ivf_trained nlist=%d nprobe=%d vectors=%d", nlist, nprobe, len(ids))
+        return FaissIndex(index, settings)
+    spec = f"IDMap2,HNSW{settings.hnsw_m}" if kind == "hnsw" else "IDMap2,Flat"
+    index = faiss.index_factory(dimension, spec, faiss.METRIC_INNER_PRODUCT)
     if len(ids):
         index.add_with_ids(vectors, ids)
     return FaissIndex(index, settings)

@@ -53,7 +53,11 @@ class Indexer:
 
     def _collection(self, name: str) -> CollectionRow:
         return self.catalog.ensure_collection(
-            name, self.embedder.model_name, self.embedder.dimension, self.settings.index.kind
+            name,
+            self.embedder.model_name,
+            self.embedder.dimension,
+            self.settings.index.kind,
+            self.embedder.precision,
         )
 
     @contextmanager

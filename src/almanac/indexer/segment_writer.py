@@ -33,6 +33,7 @@ from almanac.core.index_manifest import (
 )
 from almanac.core.index_store import IndexStore, segment_name
 from almanac.core.segment_set import Segment
+from almanac.core.vector_index import segment_kind
 from almanac.indexer.merge_policy import pick_merge
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,9 @@ class SegmentWriter:
             yield
 
     def _build(self, ids: np.ndarray, vectors: np.ndarray, texts: Sequence[str]) -> Segment:
-        return Segment.build("pending", self.collection.dimension, self.settings, ids, vectors, texts)
+        kind = segment_kind(len(ids), self.settings, collection=self.manifest.vector_count)
+        settings = self.settings.model_copy(update={"kind": kind})
+        return Segment.build("pending", self.collection.dimension, settings, ids, vectors, texts)
 
     def _publish_file(self, segment: Segment, version: int) -> SegmentEntry:
         segment = dataclasses.replace(segment, name=segment_name(version))

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from starlette.concurrency import run_in_threadpool
 
 from almanac import __version__
@@ -23,6 +24,7 @@ from almanac.core.settings import Settings
 from almanac.server.http.body_limit import BodyLimitMiddleware
 from almanac.server.http.error_responses import install_error_handlers
 from almanac.server.http.metrics import MetricsMiddleware
+from almanac.server.http.request_id import RequestIdMiddleware
 from almanac.server.routes import adapters, documents, health, jobs, lookup, openai, query
 from almanac.server.services import Services, build_services
 
@@ -69,5 +71,14 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         default_limit=server.max_body_bytes,
         limits=dict.fromkeys(UPLOAD_PATHS, upload_limit),
     )
-    app.add_middleware(MetricsMiddleware, metrics=services.metrics)  # outermost: counts 413s too
+    if server.cors_origins:  # none by default: no CORS headers, browsers refuse cross-origin calls
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=server.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "Retry-After"],
+        )
+    app.add_middleware(MetricsMiddleware, metrics=services.metrics)  # counts 413s too
+    app.add_middleware(RequestIdMiddleware)  # outermost: every response and log line has the id
     return app

@@ -32,6 +32,7 @@ from almanac.server.answering.support import SupportChecker
 from almanac.server.chat.lazy_chat_model import LazyChatModel
 from almanac.server.chat.model_queue import ModelQueue
 from almanac.server.http.metrics import Metrics
+from almanac.server.http.rate_limit import RateLimits
 from almanac.server.http.readiness import Readiness
 from almanac.server.jobs.runner import JobRunner
 from almanac.server.keys.key_store import KeyStore
@@ -52,6 +53,7 @@ class AnsweringStack:
     queue: ModelQueue
     sources: SourceRegistry
     answerer: AnswerService
+    limits: RateLimits  # requests and generated tokens per key or IP, failed key checks
 
 
 def build_answering(
@@ -67,10 +69,13 @@ def build_answering(
         catalog, embedder, IndexStore(settings.index_dir, settings.index), settings.retrieval
     )
     searcher, queue = SearchBatcher(retriever), ModelQueue(settings.server.queue_size)
-    sources = SourceRegistry(catalog)
+    sources = SourceRegistry(catalog, timeout_ms=settings.server.lookup_timeout_ms)
     focus, support = SourceFocus(embedder, settings.answer), SupportChecker(embedder)
-    answerer = AnswerService(searcher.search, lazy, queue, sources, settings, adapters, focus, support)
-    return AnsweringStack(retriever, searcher, lazy, queue, sources, answerer)
+    limits = RateLimits(settings.server)
+    answerer = AnswerService(
+        searcher.search, lazy, queue, sources, settings, adapters, focus, support, limits.tokens
+    )
+    return AnsweringStack(retriever, searcher, lazy, queue, sources, answerer, limits)
 
 
 def serving_adapters(settings: Settings, registry: AdapterRegistry) -> AdapterPolicy:
@@ -179,5 +184,8 @@ def build_services(settings: Settings) -> Services:
     """The real services; the chat model loads later, in the warm-up thread."""
     settings.home.mkdir(parents=True, exist_ok=True)
     return Services.assemble(
-        settings, Catalog(settings.catalog_url), build_embedder(settings.embedding), configured_chat(settings)
+        settings,
+        Catalog(settings.catalog_url),
+        build_embedder(settings.embedding, settings.models_dir),
+        configured_chat(settings),
     )

@@ -10,6 +10,7 @@ from almanac.core.prompt import origin_of
 from almanac.core.search_filter import SearchFilter
 from almanac.core.types import ChatMessage, Hit
 from almanac.server.answering.support import Claim
+from almanac.server.http.rate_limit import Caller
 
 
 def source_label(hit: Hit) -> str:
@@ -28,6 +29,7 @@ class Ask:
     max_tokens: int | None = None
     history: Sequence[ChatMessage] = ()
     where: SearchFilter | None = None
+    caller: Caller | None = None  # who asks (key or IP): the model queue's fairness and token budget
 
 
 @dataclass(slots=True)
@@ -43,6 +45,7 @@ class Prepared:
     timings: dict[str, float] = field(default_factory=dict)
     relevance: float = 1.0  # the best question-sentence similarity among the candidates
     answerable: bool = True  # False: no source is relevant enough; the model is not asked
+    warnings: list[str] = field(default_factory=list)  # e.g. a source database that could not be read
 
 
 @dataclass(slots=True)
@@ -61,6 +64,7 @@ class Answer:
     finish_reason: str = "stop"
     claims: list[Claim] = field(default_factory=list)
     refused: bool = False
+    warnings: list[str] = field(default_factory=list)  # sources left out, e.g. a source database was down
 
     @property
     def supported(self) -> bool:
@@ -84,6 +88,7 @@ class Answer:
             "supported": self.supported,
             "refused": self.refused,
             "claims": [claim.as_json() for claim in self.claims],
+            "warnings": self.warnings,
         }
 
 

@@ -33,7 +33,8 @@ from almanac.server.answering.citation_stream import CitationFilter
 from almanac.server.answering.focus import Focused, SourceFocus, standalone_query
 from almanac.server.answering.limits import Limits
 from almanac.server.answering.support import SupportChecker
-from almanac.server.chat.model_queue import ModelQueue
+from almanac.server.chat.model_queue import ModelQueue, Slot
+from almanac.server.http.rate_limit import ScopedBuckets
 from almanac.server.retrieval.source_registry import SourceRegistry
 
 log = logging.getLogger(__name__)
@@ -79,10 +80,12 @@ class AnswerService:
         adapters: AdapterPolicy,
         focus: SourceFocus | None = None,
         support: SupportChecker | None = None,
+        budgets: ScopedBuckets | None = None,
     ) -> None:
         self.search, self.chat, self.queue, self.sources = search, chat, queue, sources
         self.settings, self.limits, self.adapters = settings, Limits(settings.server), adapters
         self.focus, self.support = focus, support or SupportChecker()
+        self.budgets = budgets  # generated tokens per caller; None: no budget
         self.relevance_floor = settings.answer.relevance_floor(settings.embedding.model)
 
     def adapter_for(self, collection: str, requested: str | None) -> str | None:
@@ -99,8 +102,9 @@ class AnswerService:
         started = time.perf_counter()
         hits = self.search(query, collection, max(k, self.settings.answer.candidates), ask.where)
         retrieved = time.perf_counter()
+        warnings: list[str] = []
         if self.sources is not None:
-            hits = self.sources.refresh(hits)
+            hits = self.sources.refresh(hits, warnings)
         focused = self.focus.focus(query, hits, k) if self.focus else Focused(hits[:k], 1.0)
         hits = focused.hits
         messages = build_answer_messages(question, [(source_label(h), h.text) for h in hits])
@@ -122,6 +126,7 @@ class AnswerService:
             timings,
             focused.relevance,
             answerable,
+            warnings,
         )
 
     def finish(
@@ -155,6 +160,7 @@ class AnswerService:
             completion.finish_reason,
             support.claims,
             support.refused,
+            prepared.warnings,
         )
 
     def _no_sources(self, prepared: Prepared) -> Answer:
@@ -166,24 +172,40 @@ class AnswerService:
         completion = self.chat.complete(prepared.messages, prepared.max_tokens, prepared.adapter)
         return completion, time.perf_counter() - started
 
+    def admit(self, ask: Ask) -> Slot:
+        """Before any work: the caller's token budget, then a model-queue slot (OverloadedError: 429)."""
+        if ask.caller is not None and self.budgets is not None:
+            self.budgets.require(ask.caller)
+        return self.queue.reserve(ask.caller.id if ask.caller else "")
+
+    def _charge(self, ask: Ask, answer: Answer) -> Answer:
+        if ask.caller is not None and self.budgets is not None:
+            self.budgets.charge(ask.caller, answer.usage["completion_tokens"])
+        return answer
+
     def answer(self, ask: Ask) -> Answer:
         """Blocking answer (for the CLI and evaluation)."""
-        prepared = self.prepare(ask)
-        if not prepared.answerable:
-            return self._no_sources(prepared)
-        submitted = time.perf_counter()
-        completion, generation_s = self.queue.submit(lambda: self._complete(prepared)).result()
-        return self.finish(prepared, completion, generation_s, time.perf_counter() - submitted - generation_s)
+        with self.admit(ask) as slot:
+            prepared = self.prepare(ask)
+            if not prepared.answerable:
+                return self._no_sources(prepared)
+            submitted = time.perf_counter()
+            future = slot.submit(lambda: self._complete(prepared))
+        completion, generation_s = future.result()
+        queue_s = time.perf_counter() - submitted - generation_s
+        return self._charge(ask, self.finish(prepared, completion, generation_s, queue_s))
 
     async def answer_async(self, ask: Ask) -> Answer:
-        """The answer, with retrieval in a thread and generation through the queue."""
-        prepared = await run_in_threadpool(self.prepare, ask)
-        if not prepared.answerable:
-            return self._no_sources(prepared)
-        submitted = time.perf_counter()
-        future = self.queue.submit(lambda: self._complete(prepared))
+        """The answer: admitted first, retrieval in a thread, generation through the queue."""
+        with self.admit(ask) as slot:  # a full queue refuses before retrieval runs
+            prepared = await run_in_threadpool(self.prepare, ask)
+            if not prepared.answerable:
+                return self._no_sources(prepared)
+            submitted = time.perf_counter()
+            future = slot.submit(lambda: self._complete(prepared))
         completion, generation_s = await asyncio.wrap_future(future)  # cancelling drops a queued job
-        return self.finish(prepared, completion, generation_s, time.perf_counter() - submitted - generation_s)
+        queue_s = time.perf_counter() - submitted - generation_s
+        return self._charge(ask, self.finish(prepared, completion, generation_s, queue_s))
 
     async def stream(
         self, ask: Ask, cancel: threading.Event | None = None
@@ -194,14 +216,16 @@ class AnswerService:
         error status. Leaving the iteration early sets `cancel`, which stops the generation.
         """
         cancel = cancel or threading.Event()
-        prepared = await run_in_threadpool(self.prepare, ask)
+        loop, pieces = asyncio.get_running_loop(), asyncio.Queue[str | _End]()
+        with self.admit(ask) as slot:  # a full queue refuses before retrieval runs
+            prepared = await run_in_threadpool(self.prepare, ask)
+            if prepared.answerable:
+                submitted = time.perf_counter()
+                future = slot.submit(lambda: self._stream_job(prepared, cancel, loop, pieces))
         if not prepared.answerable:
             yield prepared
             yield self._no_sources(prepared)
             return
-        loop, pieces = asyncio.get_running_loop(), asyncio.Queue[str | _End]()
-        submitted = time.perf_counter()
-        future = self.queue.submit(lambda: self._stream_job(prepared, cancel, loop, pieces))
         finished = False
         try:
             yield prepared
@@ -214,7 +238,7 @@ class AnswerService:
             completion.finish_reason = "length" if item.completion_tokens >= prepared.max_tokens else "stop"
             queue_s = max(0.0, time.perf_counter() - submitted - item.seconds)
             prepared.timings["first_token"] = queue_s + item.first_token_s
-            yield self.finish(prepared, completion, item.seconds, queue_s)
+            yield self._charge(ask, self.finish(prepared, completion, item.seconds, queue_s))
         finally:
             if not finished:
                 cancel.set()

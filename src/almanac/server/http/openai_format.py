@@ -13,7 +13,7 @@ import uuid
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from almanac.core.errors import InputError
 from almanac.core.types import ChatMessage
@@ -50,7 +50,7 @@ class ChatCompletionRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
     model: str = Field("almanac", max_length=256)
     messages: list[MessageIn] = Field(min_length=1, max_length=256)
-    stream: bool = False
+    stream: StrictBool = False
     max_tokens: int | None = Field(None, ge=1, le=100_000)
     max_completion_tokens: int | None = Field(None, ge=1, le=100_000)
     n: int = Field(1, ge=1, le=1)

@@ -88,9 +88,17 @@ class JobRunner:
         self._thread = None
 
     # -- API -------------------------------------------------------------------------------------
-    def submit(self, body: dict[str, Any], idempotency_key: str | None = None) -> JobView:
-        """Validate and queue a client job (`folder` or `database`); same key, same job."""
-        kind, spec = self.requests.client_job(body)
+    def submit(
+        self,
+        body: dict[str, Any],
+        idempotency_key: str | None = None,
+        visible: Callable[[str], bool] | None = None,
+    ) -> JobView:
+        """Validate and queue a client job (`folder` or `database`); same key, same job.
+
+        `visible(source)` scopes a bound caller's database jobs to its collection's sources.
+        """
+        kind, spec = self.requests.client_job(body, visible)
         return self._queue(kind, spec, idempotency_key)
 
     def submit_upload(

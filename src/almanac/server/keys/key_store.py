@@ -3,7 +3,10 @@
 A key reads ``alm_<8 hex>_<43 url-safe chars>``; its first 12 characters (``alm_<8 hex>``) are the prefix
 kept in clear for listing, revoking and finding the row to verify against. Verification runs scrypt
 (slow on purpose) once per key and process, then remembers a SHA-256 of the key that passed; the row is
-still read on every call, so a key revoked from the CLI stops working at once in a running server.
+still read on every call, so a key revoked from the CLI stops working at once in a running server. Failures
+are never cached. `verify` takes a guard that runs only before scrypt would (a key not already passed): the
+server's failed-check limit raises there, so a flood of wrong secrets for a known prefix costs no hashing
+while the key that already passed keeps working.
 
     >>> store = KeyStore(Catalog("sqlite://"))
     >>> key = store.create("read", None)
@@ -18,6 +21,7 @@ import hmac
 import logging
 import secrets
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -98,8 +102,12 @@ class KeyStore:
         with self.catalog.transaction() as s:
             return s.scalar(select(ApiKeyRow.id).limit(1)) is not None
 
-    def verify(self, key: str) -> Principal | None:
-        """The principal of a valid, unrevoked key; None otherwise."""
+    def verify(self, key: str, before_hash: Callable[[str], None] | None = None) -> Principal | None:
+        """The principal of a valid, unrevoked key; None otherwise.
+
+        `before_hash(prefix)` runs just before a scrypt check (never for a key that already passed, nor for
+        an unknown or revoked prefix); an exception it raises (a rate limit) ends the check unhashed.
+        """
         prefix = key[:_PREFIX_LEN]
         if not prefix.startswith("alm_") or len(key) > 256:
             return None
@@ -111,6 +119,8 @@ class KeyStore:
         with self._lock:
             known = self._passed.get(prefix)
         if known is None or not hmac.compare_digest(known, fast):
+            if before_hash is not None:
+                before_hash(prefix)
             if not check_key(key, row.key_hash):
                 return None
             with self._lock:

@@ -13,10 +13,12 @@ from fastapi import APIRouter, Query
 from starlette.concurrency import run_in_threadpool
 
 from almanac.core.adapter_manifest import AdapterManifest
+from almanac.core.audit_log import audit
 from almanac.core.errors import ForbiddenError
 from almanac.server.keys.principal import Principal
 from almanac.server.routes.auth import AdminKey
 from almanac.server.routes.deps import ServicesDep
+from almanac.server.routes.params import AdapterName
 from almanac.server.routes.schemas import (
     AdapterDefaultResponse,
     AdapterOut,
@@ -25,7 +27,7 @@ from almanac.server.routes.schemas import (
     error_responses,
 )
 
-router = APIRouter(prefix="/v1", tags=["adapters"], responses=error_responses(401, 403))
+router = APIRouter(prefix="/v1", tags=["adapters"], responses=error_responses(401, 403, 429))
 
 
 def _check_unbound(principal: Principal) -> None:
@@ -66,7 +68,7 @@ async def list_adapters(_principal: AdminKey, services: ServicesDep) -> Adapters
     responses=error_responses(400, 404, 422),
 )
 async def promote_adapter(
-    name: str,
+    name: AdapterName,
     principal: AdminKey,
     services: ServicesDep,
     force: Annotated[bool, Query(description="skip the evaluation checks")] = False,
@@ -74,6 +76,7 @@ async def promote_adapter(
     """Make `name` the default adapter (refused when its evaluation is worse, unless force)."""
     _check_unbound(principal)
     previous = await run_in_threadpool(services.registry.promote, name, force)
+    audit("adapter_promoted", principal.key_prefix or "anonymous", name=name, previous=previous, force=force)
     return AdapterPromoteResponse(default=name, previous=previous)
 
 
@@ -82,4 +85,5 @@ async def rollback_adapter(principal: AdminKey, services: ServicesDep) -> Adapte
     """Return to the default before the last promotion (null: the base model)."""
     _check_unbound(principal)
     default = await run_in_threadpool(services.registry.rollback)
+    audit("adapter_rolled_back", principal.key_prefix or "anonymous", default=default)
     return AdapterDefaultResponse(default=default)

@@ -3,6 +3,11 @@
 Clients send ``Authorization: Bearer KEY``. With no key in the store every request is the unbound admin
 `OPEN` (keys/principal.py). Once a key exists, even revoked, every request needs a valid key.
 
+The same dependency enforces the server's rate limits (http/rate_limit.py) in one place: failed key checks
+per key prefix and per client IP (past the limit: 429 before any scrypt check), then requests per caller
+(the key, or the client IP when no key exists). The caller is left on `request.state` for `caller_of`, which
+the answering routes put on their `Ask` (fair queueing and the token budget).
+
     >>> bearer_token_of("Bearer alm_1a2b3c4d_secret")
     'alm_1a2b3c4d_secret'
 """
@@ -15,6 +20,7 @@ from typing import Annotated, Protocol
 from fastapi import Depends, Request
 
 from almanac.core.errors import AuthError, ForbiddenError
+from almanac.server.http.rate_limit import Caller, RateLimits
 from almanac.server.keys.principal import OPEN, SCOPES, Principal
 from almanac.server.routes.deps import get_services
 
@@ -26,8 +32,9 @@ class KeyVerifier(Protocol):
         """True once any key was created (revoked or not)."""
         ...
 
-    def verify(self, key: str) -> Principal | None:
-        """The key's principal, or None for an unknown, wrong or revoked key."""
+    def verify(self, key: str, before_hash: Callable[[str], None] | None = None) -> Principal | None:
+        """The key's principal, or None for an unknown, wrong or revoked key; `before_hash(prefix)` runs
+        before a slow check."""
         ...
 
 
@@ -44,14 +51,31 @@ def bearer_token_of(header: str) -> str | None:
     return token.strip()
 
 
-def authenticate(keys: KeyVerifier, token: str | None, scope: str) -> Principal:
-    """The principal for `token`, checked against `scope`; AuthError (401) or ForbiddenError (403)."""
+def client_ip(request: Request) -> str:
+    """The peer's address (a proxy in front shows as one client: give it keys)."""
+    return request.client.host if request.client else "unknown"
+
+
+def caller_of(request: Request) -> Caller | None:
+    """Who the authenticated request is, as set by the key dependency (None outside it)."""
+    caller: Caller | None = getattr(request.state, "caller", None)
+    return caller
+
+
+def authenticate(
+    keys: KeyVerifier, token: str | None, scope: str, limits: RateLimits | None = None, ip: str = "unknown"
+) -> Principal:
+    """The principal for `token`, checked against `scope`; AuthError (401) or ForbiddenError (403), and
+    OverloadedError (429) once the prefix or `ip` failed too often (the key is then not checked)."""
     if not keys.has_keys():
         return OPEN
     if token is None:
         raise AuthError("missing API key; send the header `Authorization: Bearer KEY`")
-    principal = keys.verify(token)
+    guard = (lambda prefix: limits.before_key_check(prefix, ip)) if limits else None
+    principal = keys.verify(token, guard)
     if principal is None:
+        if limits is not None:
+            limits.key_check_failed(token[:12], ip)
         raise AuthError("unknown or revoked API key; `almanac keys list` shows the valid key prefixes")
     if not principal.allows(scope):
         raise ForbiddenError(
@@ -68,7 +92,13 @@ def require_scope(scope: str) -> Callable[[Request], Principal]:
 
     # A plain def: FastAPI runs it in the threadpool, so the key-store query never blocks the loop.
     def dependency(request: Request) -> Principal:
-        return authenticate(get_services(request).keys, bearer_token(request), scope)
+        services = get_services(request)
+        limits, ip = services.answering.limits, client_ip(request)
+        principal = authenticate(services.keys, bearer_token(request), scope, limits, ip)
+        who = f"key:{principal.key_prefix}" if principal.key_prefix else f"ip:{ip}"
+        request.state.caller = caller = Caller(who, principal.scope)
+        limits.requests.take(caller)
+        return principal
 
     dependency.__name__ = f"require_{scope}"
     return dependency

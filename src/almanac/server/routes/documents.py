@@ -14,6 +14,7 @@ from fastapi import APIRouter, File, Form, Header, Query, Response, UploadFile
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
+from almanac.core.audit_log import audit
 from almanac.server.documents.library import DocumentLibrary
 from almanac.server.jobs.store import JobView
 from almanac.server.routes.auth import ReadKey, WriteKey
@@ -27,7 +28,7 @@ from almanac.server.routes.job_schemas import (
 from almanac.server.routes.params import DocumentId, Offset
 from almanac.server.routes.schemas import error_responses
 
-router = APIRouter(prefix="/v1", tags=["documents"], responses=error_responses(401, 403, 422))
+router = APIRouter(prefix="/v1", tags=["documents"], responses=error_responses(401, 403, 422, 429))
 
 Wait = Annotated[float, Query(ge=0, le=300, description="seconds to wait for the ingest job")]
 
@@ -52,7 +53,7 @@ def _job_body(job: JobView) -> dict[str, Any]:
     responses=_pending(DocumentJobResponse, "ingesting") | error_responses(400, 413),
 )
 async def upload_documents(
-    file: Annotated[list[UploadFile], File(description="one or more files (repeat the field)")],
+    file: Annotated[list[UploadFile], File(min_length=1, description="one or more files (repeat the field)")],
     principal: WriteKey,
     services: ServicesDep,
     response: Response,
@@ -117,6 +118,7 @@ async def delete_document(
     # A bound key gets 404 for another collection's document: ids are sequential, so a 403 would enumerate.
     await run_in_threadpool(library.locate, document_id, principal.collection)
     job = await run_in_threadpool(library.delete, document_id)
+    audit("document_deleted", principal.key_prefix or "anonymous", document=document_id, job=job.id)
     job = await services.jobs.wait_async(job.id, wait)
     if not job.done:
         response.status_code = 202

@@ -1,27 +1,28 @@
 """POST /v1/jobs, GET /v1/jobs/{id}, GET /v1/jobs: bulk ingestion of a server-side folder or a database.
 
-A job naming a database by URL needs an admin key (it makes the server connect somewhere new); by the name
-of a registered source, a write key. A key bound to a collection sees and starts only that collection's jobs
-(another collection's job is a 404, as an unknown id) and names only sources its collection holds rows of.
+A job naming a database by URL needs an admin key bound to no collection (it makes the server connect
+somewhere new, and registered sources are shared); by the name of a registered source, a write key.
+A key bound to a collection sees and starts only that collection's jobs (another collection's job is a
+404, as an unknown id) and names only sources its collection holds rows of.
 """
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from almanac.core.errors import ForbiddenError, InputError, NotFoundError
+from almanac.core.errors import ForbiddenError, NotFoundError
 from almanac.server.routes.auth import ReadKey, WriteKey
 from almanac.server.routes.deps import ServicesDep
 from almanac.server.routes.job_schemas import JobOut, JobsResponse
 from almanac.server.routes.params import Offset
 from almanac.server.routes.schemas import error_responses
-from almanac.server.services import Services
 
-router = APIRouter(prefix="/v1", tags=["jobs"], responses=error_responses(401, 403, 422))
+router = APIRouter(prefix="/v1", tags=["jobs"], responses=error_responses(401, 403, 422, 429))
 
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)]
 
@@ -57,27 +58,17 @@ async def create_job(
     key: IdempotencyKey = None,
 ) -> dict[str, Any]:
     """Queue a job; a retried POST with the same Idempotency-Key returns the same job."""
-    if body.url is not None and not principal.allows("admin"):
-        raise ForbiddenError(
-            "a job that gives a database URL needs an admin key; "
+    if body.url is not None and (principal.bound or not principal.allows("admin")):
+        raise ForbiddenError(  # registered sources are shared: re-pointing one would reach other tenants
+            "a job that gives a database URL needs an admin key bound to no collection; "
             "or name a registered source with `source` (sources are registered by `almanac ingest-db`)"
         )
     collection = principal.resolve_collection(body.collection, services.settings.default_collection)
-    if principal.bound and body.source is not None:
-        await run_in_threadpool(_check_source, services, collection, body.source)
+    visible = partial(services.catalog.holds_rows, collection) if principal.bound else None
     request = body.model_dump(exclude_none=True) | {"collection": collection}
-    job = await run_in_threadpool(services.jobs.submit, request, key)
+    job = await run_in_threadpool(services.jobs.submit, request, key, visible)
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     return job.as_json()
-
-
-def _check_source(services: Services, collection: str, source: str) -> None:
-    """A bound key may re-ingest only sources its collection already holds rows of (never name the others)."""
-    if not services.catalog.holds_rows(collection, source):
-        raise InputError(
-            f"that source is unknown to collection {collection!r}; a key bound to a collection may only "
-            "ingest sources it already holds: ask an admin to run `almanac ingest-db` for it"
-        )
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut, responses=error_responses(404))

@@ -15,7 +15,7 @@ from almanac.server.routes.deps import ServicesDep
 from almanac.server.routes.schemas import LookupResponse, error_responses
 
 router = APIRouter(
-    prefix="/v1", tags=["lookup"], responses=error_responses(400, 401, 403, 404, 413, 422, 502)
+    prefix="/v1", tags=["lookup"], responses=error_responses(400, 401, 403, 404, 413, 422, 429, 502)
 )
 
 Value = str | int | float | bool | None

@@ -35,13 +35,13 @@ from almanac.server.http.openai_format import (
 )
 from almanac.server.http.sse import KEEP_ALIVE, SSE_HEADERS, follow_client, sse_event
 from almanac.server.keys.principal import Principal
-from almanac.server.routes.auth import ReadKey
+from almanac.server.routes.auth import ReadKey, caller_of
 from almanac.server.routes.deps import ServicesDep
 from almanac.server.routes.openai_schemas import ChatCompletion, EmbeddingList, ModelList
 from almanac.server.routes.schemas import error_responses, streamed_responses
 from almanac.server.services import Services
 
-router = APIRouter(tags=["openai"], responses=error_responses(401, 403))
+router = APIRouter(tags=["openai"], responses=error_responses(401, 403, 429))
 MAX_HISTORY = 6  # earlier turns kept: the small default model has a 2048-token window
 
 
@@ -64,13 +64,14 @@ _STREAMED = streamed_responses(
     "/v1/chat/completions",
     response_model=ChatCompletion,
     response_class=JSONResponse,
-    responses={**_STREAMED, **error_responses(400, 404, 409, 413, 422, 429, 500, 502)},
+    responses={**_STREAMED, **error_responses(400, 404, 409, 413, 422, 500, 502)},
 )
 async def chat_completions(
     body: ChatCompletionRequest, request: Request, principal: ReadKey, services: ServicesDep
 ) -> dict[str, Any] | StreamingResponse:
     """A retrieval-augmented chat completion."""
     ask = _ask(body, principal, services)
+    ask.caller = caller_of(request)  # fair queueing and the token budget
     if not body.stream:
         answer = await run_while_connected(request, services.answerer.answer_async(ask))
         services.metrics.observe_answer(answer)

@@ -17,3 +17,10 @@ MAX_INT64 = 2**63 - 1
 
 Offset = Annotated[int, Query(ge=0, le=MAX_INT64, description="rows to skip (0 to 2**63-1)")]
 DocumentId = Annotated[int, Path(ge=1, le=MAX_INT64, description="a document id from GET /v1/documents")]
+AdapterName = Annotated[
+    str,
+    Path(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+        description="an adapter name from GET /v1/adapters: 1-64 letters, digits, '-', '_' or '.'",
+    ),
+]

@@ -15,7 +15,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from starlette.concurrency import run_in_threadpool
 
 from almanac.core.errors import AlmanacError
@@ -23,7 +23,7 @@ from almanac.server.answering.answer import Answer, Ask, Prepared
 from almanac.server.http.client_watch import run_while_connected
 from almanac.server.http.error_responses import classify, error_body
 from almanac.server.http.sse import KEEP_ALIVE, SSE_HEADERS, follow_client, sse_event
-from almanac.server.routes.auth import ReadKey
+from almanac.server.routes.auth import ReadKey, caller_of
 from almanac.server.routes.deps import ServicesDep
 from almanac.server.routes.schemas import (
     QueryResponse,
@@ -36,7 +36,7 @@ from almanac.server.services import Services
 
 _DONE_KEYS = ("answer", "cited", "usage", "timings", "supported", "refused", "claims")
 
-router = APIRouter(tags=["query"], responses=error_responses(400, 401, 403, 404, 409, 413, 422, 502))
+router = APIRouter(tags=["query"], responses=error_responses(400, 401, 403, 404, 409, 413, 422, 429, 502))
 
 # Absolute caps; the configured (smaller) limits are checked by server.limits at run time.
 _TEXT = Field(min_length=1, max_length=100_000)
@@ -64,7 +64,7 @@ class QueryRequest(BaseModel):
     top_k: int | None = Field(None, ge=1, le=1000)
     adapter: str | None = Field(None, min_length=1, max_length=64)
     max_tokens: int | None = Field(None, ge=1, le=100_000)
-    stream: bool = False
+    stream: StrictBool = False
     filter: SearchFilterBody | None = Field(None, description="only sources that meet these conditions")
 
 
@@ -98,7 +98,7 @@ _STREAMED = streamed_responses("The answer; with `stream: true`, server-sent eve
     "/v1/query",
     response_model=QueryResponse,
     response_class=JSONResponse,
-    responses={**_STREAMED, **error_responses(429, 500)},
+    responses={**_STREAMED, **error_responses(500)},
 )
 async def query(
     body: QueryRequest, request: Request, principal: ReadKey, services: ServicesDep
@@ -107,6 +107,7 @@ async def query(
     collection = principal.resolve_collection(body.collection, services.settings.default_collection)
     where = body.filter.to_filter() if body.filter else None
     ask = Ask(body.question, collection, body.top_k, body.adapter, body.max_tokens, where=where)
+    ask.caller = caller_of(request)  # fair queueing and the token budget
     if body.stream:
         return await _stream(request, services, ask)
     answer = await run_while_connected(request, services.answerer.answer_async(ask))
@@ -130,6 +131,7 @@ async def _answer_events(
         "sources": [hit.as_json() for hit in prepared.hits],
         "model": services.chat.name,
         "adapter": prepared.adapter,
+        "warnings": prepared.warnings,
     }
     yield sse_event(sources, "sources")
     try:
@@ -157,5 +159,6 @@ async def search(body: SearchRequest, principal: ReadKey, services: ServicesDep)
     started = time.perf_counter()
     hits = await run_in_threadpool(services.searcher.search, query_text, collection, k, where)
     services.metrics.retrieval.observe(time.perf_counter() - started)
-    hits = await run_in_threadpool(services.sources.refresh, hits)  # rows as they are now
-    return {"results": [hit.as_json() for hit in hits]}
+    warnings: list[str] = []
+    hits = await run_in_threadpool(services.sources.refresh, hits, warnings)  # rows as they are now
+    return {"results": [hit.as_json() for hit in hits], "warnings": warnings}

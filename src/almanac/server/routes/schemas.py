@@ -5,8 +5,8 @@ Every key a route sends is a declared, required field, in the order the wire has
 is a validation error: a service dict that grows a key fails the tests (a 500) instead of the schema drifting
 from the wire or FastAPI silently dropping the key. Nullable fields stay required, so nulls are still sent.
 
-    >>> SearchResponse.model_validate({"results": []}).model_dump()
-    {'results': []}
+    >>> SearchResponse.model_validate({"results": [], "warnings": []}).model_dump()
+    {'results': [], 'warnings': []}
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from almanac.core import search_filter as limits
 from almanac.core.search_filter import SearchFilter
@@ -48,7 +48,8 @@ _ERRORS: dict[int, str] = {
     409: "The index does not match the catalog, or the writer lock is held (index_mismatch, locked)",
     413: "Body or uploaded file over the size limit (payload_too_large, file_too_large)",
     422: "The body or a parameter does not match the schema (validation_error)",
-    429: "The model queue is full; retry after the Retry-After header's seconds (overloaded)",
+    429: "The model queue is full or a rate limit was reached; retry after the Retry-After header's seconds "
+    "(overloaded)",
     500: "The chat model failed, or an unexpected error (model_error, internal_error)",
     502: "The source database could not be read (source_unavailable)",
 }
@@ -71,11 +72,21 @@ def streamed_responses(description: str) -> dict[int | str, dict[str, Any]]:
         >>> list(streamed_responses("The answer")[200]["content"])
         ['text/event-stream']
     """
-    return {
-        200: {"description": description, "content": {"text/event-stream": {"schema": {"type": "string"}}}}
+    event = {  # one server-sent event, as clients parse it; `data` is a JSON object
+        "type": "object",
+        "properties": {"event": {"type": "string"}, "data": {"type": "string"}, "id": {"type": "string"}},
     }
+    return {200: {"description": description, "content": {"text/event-stream": {"schema": event}}}}
 
 
+def _iso_text(value: object) -> object:
+    """Times come as ISO 8601 text, as the schema says (pydantic alone takes a number as epoch seconds)."""
+    if not isinstance(value, str | datetime):
+        raise ValueError("give the time as ISO 8601 text, e.g. 2026-01-01T00:00:00Z")
+    return value
+
+
+IsoTime = Annotated[datetime, BeforeValidator(_iso_text)]
 FieldName = Annotated[str, StringConstraints(min_length=1, max_length=limits.FIELD_KEY_MAX)]
 FieldValue = Annotated[str, StringConstraints(max_length=limits.FIELD_VALUE_MAX)] | int | float | bool
 
@@ -104,11 +115,15 @@ class SearchFilterBody(BaseModel):
     table: str | None = Field(
         None, min_length=1, max_length=limits.TABLE_MAX, description="only rows of this table"
     )
-    ingested_after: datetime | None = Field(
-        None, description="only content ingested at or after this time (ISO 8601; no zone: UTC)"
+    ingested_after: IsoTime | None = Field(
+        None,
+        description="only content ingested at or after this time (ISO 8601; no zone: UTC)",
+        examples=["2026-01-01T00:00:00Z"],
     )
-    ingested_before: datetime | None = Field(
-        None, description="only content ingested before this time (ISO 8601; no zone: UTC)"
+    ingested_before: IsoTime | None = Field(
+        None,
+        description="only content ingested before this time (ISO 8601; no zone: UTC)",
+        examples=["2099-01-01T00:00:00Z"],
     )
     fields: dict[FieldName, FieldValue] = Field(
         default_factory=dict,
@@ -171,12 +186,18 @@ class QueryResponse(ResponseModel):
     supported: bool = Field(description="every claim of the answer has a supporting source")
     refused: bool = Field(description="the answer is that the sources do not answer the question")
     claims: list[ClaimOut]
+    warnings: list[str] = Field(
+        description="sources left out, e.g. rows of a source database that was down", examples=[[]]
+    )
 
 
 class SearchResponse(ResponseModel):
     """POST /v1/search: the fused hits, best first."""
 
     results: list[SourceOut]
+    warnings: list[str] = Field(
+        description="sources left out, e.g. rows of a source database that was down", examples=[[]]
+    )
 
 
 class LookupResponse(ResponseModel):
