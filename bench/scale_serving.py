@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from serve_server import ALMANAC, HOST, REPO, LiveServer, ServerError
+from serve_server import LiveServer, ServerError
 
 Results = list[dict[str, Any]]
 Check = Callable[[Results], bool]
@@ -49,13 +49,7 @@ class ColdServer(LiveServer):
 
     def start(self) -> None:
         """Spawn, poll /v1/search every 50 ms, then /readyz."""
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        command = [str(ALMANAC), "serve", "--host", HOST, "--port", str(self.port)]
-        with self.log_path.open("ab") as log:
-            log.write(f"\n# {' '.join(command)}  ALMANAC_HOME={self.home}\n".encode())
-            log.flush()
-            started = time.perf_counter()
-            self.process = subprocess.Popen(command, cwd=REPO, env=self.env, stdout=log, stderr=log)
+        started = self.spawn()
         with httpx.Client(base_url=self.url, timeout=600) as client:
             while not self._answered(client):
                 if self.process.poll() is not None:

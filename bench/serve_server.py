@@ -66,15 +66,20 @@ class LiveServer:
         assert self.process is not None
         return self.process.pid
 
-    def start(self) -> None:
-        """Spawn the server and wait until /readyz says ready (or the process dies, or time runs out)."""
+    def spawn(self) -> float:
+        """Start `almanac serve` with its output appended to the log; returns perf_counter() at the start."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         command = [str(ALMANAC), "serve", "--host", HOST, "--port", str(self.port)]
         with self.log_path.open("ab") as log:
             log.write(f"\n# {' '.join(command)}  ALMANAC_HOME={self.home}\n".encode())
             log.flush()
+            started = time.perf_counter()
             self.process = subprocess.Popen(command, cwd=REPO, env=self.env, stdout=log, stderr=log)
-        started = time.perf_counter()
+        return started
+
+    def start(self) -> None:
+        """Spawn the server and wait until /readyz says ready (or the process dies, or time runs out)."""
+        started = self.spawn()
         while time.perf_counter() - started < self.ready_s:
             if self.process.poll() is not None:
                 raise ServerError(f"the server exited with {self.process.returncode}; see {self.log_path}")
