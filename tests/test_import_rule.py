@@ -46,11 +46,16 @@ def _imported_sides(path: Path) -> set[str]:
     return ours & {folder.name for folder in PACKAGE.iterdir() if folder.is_dir()}
 
 
+_GENERATED = {"data", "out"}
+
+
 def _module_graph(folder: Path, prefix: str) -> dict[str, set[str]]:
     """Module name -> the modules of the same tree it imports."""
     modules = {}
     for path in sorted(folder.rglob("*.py")):
         parts = path.relative_to(folder).with_suffix("").parts
+        if any(part.startswith(".") or part in _GENERATED for part in parts[:-1]):
+            continue  # virtual environments, checkouts and outputs the benchmarks create
         name = ".".join(p for p in (prefix, *parts) if p and p != "__init__")
         modules[name] = path
     return {name: (_imported_names(path) & modules.keys()) - {name} for name, path in modules.items()}

@@ -48,11 +48,14 @@ def build_retriever(
 ) -> Retriever:
     """Hybrid retrieval over the catalog's published index versions."""
     from almanac.core.index_store import IndexStore
+    from almanac.core.precision_embedders import PrecisionEmbedders
     from almanac.server.retrieval.retriever import Retriever
 
     catalog = catalog or open_catalog(settings)
     store = IndexStore(settings.index_dir, settings.index)
-    return Retriever(catalog, embedder or build_embedder(settings), store, settings.retrieval)
+    embedder = embedder or build_embedder(settings)
+    pool = PrecisionEmbedders(settings.embedding, settings.models_dir, embedder)
+    return Retriever(catalog, embedder, store, settings.retrieval, pool.for_collection)
 
 
 def search_live(

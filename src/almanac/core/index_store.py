@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
 
 from almanac.core.catalog import Catalog
 from almanac.core.catalog_schema import CollectionRow
@@ -95,11 +94,12 @@ class IndexStore:
         base = previous.index if previous is not None and not previous.rebuilt else SegmentSet([])
         wanted = {entry.name for entry in manifest.segments}
         settings = self.settings.model_copy(update={"kind": row.index_kind})
-        added = [
-            self._verified(row, entry.name, entry.checksum, entry.vector_count, settings)
-            for entry in manifest.segments
-            if entry.name not in base.names()
-        ]
+        new = [entry for entry in manifest.segments if entry.name not in base.names()]
+        # Reading, hashing and deserializing a file release the GIL: segments load side by side.
+        with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1, max(1, len(new)))) as pool:
+            added = list(
+                pool.map(lambda e: self._verified(row, e.name, e.checksum, e.vector_count, settings), new)
+            )
         index = base.with_changes(added, base.names() - wanted, manifest.deleted)
         if len(index) != manifest.vector_count:
             raise IndexMismatchError(
@@ -129,8 +129,3 @@ class IndexStore:
             orphan = path.name.startswith(".") and path.name.endswith(".tmp")
             if orphan or (path.suffix == ".npz" and path.name not in keep):
                 path.unlink(missing_ok=True)
-
-
-def empty_vectors(dimension: int) -> tuple[np.ndarray, np.ndarray]:
-    """No ids and no vectors of `dimension`."""
-    return np.empty(0, np.int64), np.empty((0, dimension), np.float32)

@@ -188,7 +188,17 @@ def quantize_int8(fp32: Path, out: Path) -> None:
     """Dynamic int8 quantization with per-channel weight scales (see the module docstring for why)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic  # type: ignore[import-untyped]
 
-    quantize_dynamic(str(fp32), str(out), weight_type=QuantType.QInt8, per_channel=True)
+    # onnxruntime warns on the root logger that static-quantization pre-processing may help; it does not
+    # apply to dynamic quantization, and a user's first ingest should not print it.
+    def not_the_hint(record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Please consider to run pre-processing")
+
+    root = logging.getLogger()
+    root.addFilter(not_the_hint)
+    try:
+        quantize_dynamic(str(fp32), str(out), weight_type=QuantType.QInt8, per_channel=True)
+    finally:
+        root.removeFilter(not_the_hint)
 
 
 def _pipeline_module(model: Any) -> Any:

@@ -17,7 +17,8 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from almanac.core.embedder import AnyEmbedder, build_embedder
+from almanac.core.embedder import build_embedder
+from almanac.core.ports import Embedder
 from almanac.core.precision import require_precision
 from almanac.core.settings import EmbeddingSettings
 
@@ -25,12 +26,12 @@ from almanac.core.settings import EmbeddingSettings
 class PrecisionEmbedders:
     """The configured embedder, plus one per other precision that 'auto' meets, each built on first use."""
 
-    def __init__(self, settings: EmbeddingSettings, models_dir: Path | None, configured: AnyEmbedder) -> None:
+    def __init__(self, settings: EmbeddingSettings, models_dir: Path | None, configured: Embedder) -> None:
         self.settings, self.models_dir, self.configured = settings, models_dir, configured
-        self._others: dict[str, AnyEmbedder] = {}
+        self._others: dict[str, Embedder] = {}
         self._lock = threading.Lock()
 
-    def for_collection(self, collection: str, stored: str) -> AnyEmbedder:
+    def for_collection(self, collection: str, stored: str) -> Embedder:
         """The embedder for a collection whose vectors are `stored` precision (see the module docstring)."""
         if stored == self.configured.precision:
             return self.configured

@@ -20,6 +20,7 @@ from almanac.core.catalog_schema import CollectionRow
 from almanac.core.errors import AlmanacError
 from almanac.core.index_store import IndexStore
 from almanac.core.ports import Embedder
+from almanac.core.precision_embedders import PrecisionEmbedders
 from almanac.core.row_text import render_row
 from almanac.core.search_filter import row_fields
 from almanac.core.settings import Settings
@@ -45,30 +46,36 @@ class Indexer:
         self, settings: Settings, catalog: Catalog, embedder: Embedder, progress: Progress | None = None
     ) -> None:
         self.settings, self.catalog, self.embedder = settings, catalog, embedder
+        self.embedders = PrecisionEmbedders(settings.embedding, settings.models_dir, embedder)
         self.store = IndexStore(settings.index_dir, settings.index)
         self.chunker = Chunker(
             embedder.tokenizer, settings.chunking.size_tokens, settings.chunking.overlap_tokens
         )
         self.progress = progress or NullProgress()
 
-    def _collection(self, name: str) -> CollectionRow:
+    def _embedder_for(self, name: str) -> Embedder:
+        """The configured embedder, or under precision 'auto' the one an existing collection was built
+        with (a collection's vectors never mix precisions)."""
+        row = self.catalog.collection(name)
+        if row is None or row.precision == self.embedder.precision:
+            return self.embedder
+        return self.embedders.for_collection(name, row.precision)
+
+    def _collection(self, name: str, embedder: Embedder) -> CollectionRow:
         return self.catalog.ensure_collection(
-            name,
-            self.embedder.model_name,
-            self.embedder.dimension,
-            self.settings.index.kind,
-            self.embedder.precision,
+            name, embedder.model_name, embedder.dimension, self.settings.index.kind, embedder.precision
         )
 
     @contextmanager
     def _writer(self, collection: str) -> Iterator[tuple[BatchWriter, IngestReport]]:
         started = time.perf_counter()
         report = IngestReport()
+        embedder = self._embedder_for(collection)
         writer = BatchWriter(
             self.catalog,
             self.store,
-            self.embedder,
-            self._collection(collection),
+            embedder,
+            self._collection(collection, embedder),
             report,
             self.progress,
             self.settings.ingest.commit_chunks,

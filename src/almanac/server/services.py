@@ -23,6 +23,7 @@ from almanac.core.errors import AlmanacError
 from almanac.core.index_store import IndexStore
 from almanac.core.model_cache import served_model_name
 from almanac.core.ports import ChatModel, Embedder
+from almanac.core.precision_embedders import PrecisionEmbedders
 from almanac.core.settings import Settings
 from almanac.indexer.pipeline import Indexer
 from almanac.server.answering.adapter_policy import AdapterPolicy
@@ -65,9 +66,9 @@ def build_answering(
 ) -> AnsweringStack:
     """The answering stack: what the server serves and what `almanac eval` measures."""
     lazy = chat if isinstance(chat, LazyChatModel) else LazyChatModel.of(chat)
-    retriever = Retriever(
-        catalog, embedder, IndexStore(settings.index_dir, settings.index), settings.retrieval
-    )
+    store = IndexStore(settings.index_dir, settings.index)
+    pool = PrecisionEmbedders(settings.embedding, settings.models_dir, embedder)
+    retriever = Retriever(catalog, embedder, store, settings.retrieval, pool.for_collection)
     searcher, queue = SearchBatcher(retriever), ModelQueue(settings.server.queue_size)
     sources = SourceRegistry(catalog, timeout_ms=settings.server.lookup_timeout_ms)
     focus, support = SourceFocus(embedder, settings.answer), SupportChecker(embedder)

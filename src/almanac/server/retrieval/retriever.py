@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -27,6 +27,7 @@ from almanac.core.catalog_schema import CollectionRow
 from almanac.core.errors import NotFoundError
 from almanac.core.index_store import IndexStore, Snapshot
 from almanac.core.ports import Embedder
+from almanac.core.precision import require_precision
 from almanac.core.search_filter import SearchFilter, matching_chunk_ids
 from almanac.core.settings import RetrievalSettings
 from almanac.core.types import Hit
@@ -47,9 +48,17 @@ class Retriever:
     """Searches collections; safe to call from many threads."""
 
     def __init__(
-        self, catalog: Catalog, embedder: Embedder, store: IndexStore, settings: RetrievalSettings
+        self,
+        catalog: Catalog,
+        embedder: Embedder,
+        store: IndexStore,
+        settings: RetrievalSettings,
+        embedder_for: Callable[[str, str], Embedder] | None = None,
     ) -> None:
+        """`embedder_for(collection, precision)`: the embedder for a collection stored in another precision
+        than `embedder`'s (core/precision_embedders.py); without it such a collection is refused."""
         self.catalog, self.embedder, self.store, self.settings = catalog, embedder, store, settings
+        self.embedder_for = embedder_for
         self._served: dict[str, Snapshot] = {}
         self._lock = threading.Lock()
 
@@ -101,6 +110,15 @@ class Retriever:
         """Load a collection's snapshot ahead of the first query."""
         self._current(self._collection(collection))
 
+    def _embedder(self, row: CollectionRow) -> Embedder:
+        """Queries are embedded in the precision the collection's chunks were."""
+        if row.precision == self.embedder.precision:
+            return self.embedder
+        if self.embedder_for is None:
+            require_precision(row.name, row.precision, self.embedder.precision)
+            return self.embedder
+        return self.embedder_for(row.name, row.precision)
+
     def search(self, query: str, collection: str, top_k: int, where: SearchFilter | None = None) -> list[Hit]:
         """The top_k chunks for one query (only chunks that pass `where`, when given)."""
         return self.search_many([query], collection, top_k, where)[0]
@@ -112,7 +130,7 @@ class Retriever:
         row = self._collection(collection)
         index = self._current(row).index
         allowed = matching_chunk_ids(self.catalog, row.id, where) if where is not None else None
-        vectors = self.embedder.embed(list(queries))
+        vectors = self._embedder(row).embed(list(queries))
         n = max(top_k, self.settings.candidates)
         _, dense_ids = index.search(np.ascontiguousarray(vectors, dtype=np.float32), n, allowed)
         fused_per_query = []
