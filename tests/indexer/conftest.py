@@ -20,6 +20,7 @@ def settings(tmp_path: Path) -> Settings:
         embedding={"model": "hashing", "hashing_dimension": 64},
         chunking={"size_tokens": 32, "overlap_tokens": 8},
         ingest={"commit_chunks": 8},
+        index={"single_segment_below": 0},  # keep every commit's segment: the tests look at them
     )
 
 

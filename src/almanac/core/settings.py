@@ -77,6 +77,12 @@ class IndexSettings(BaseModel):
         le=100,
         description="segments of one size tier merged into one (more: fewer merges, more segments to search)",
     )
+    single_segment_below: int = Field(
+        10_000,
+        ge=0,
+        description="vectors under which a collection is kept as one segment (rewritten at the end of each "
+        "ingest): BM25 length statistics are then exactly those of one index; 0: never",
+    )
     merge_in_background: bool = Field(
         True,
         description="merge segments on a writer thread while ingestion goes on; false merges after each "

@@ -222,12 +222,16 @@ class SegmentWriter:
 
     def close(self) -> None:
         """Stop merging: with more than `max_segments` segments, merge down to that first (in line);
-        otherwise a merge in progress is abandoned (the next writer or `almanac compact` does it)."""
+        otherwise a merge in progress is abandoned (the next writer or `almanac compact` does it). A
+        collection under `single_segment_below` vectors is rewritten as one segment."""
         with self._lock:
             self._closing = True
             self._wake.notify_all()
             while len(self.manifest.segments) > self.max_segments and (due := self._due_merge()):
                 self._merge(due, force=True)
+            small = self.manifest.vector_count < self.settings.single_segment_below
+            if small and len(self.manifest.segments) > 1:
+                self._merge(self.manifest.segments, everything=True, force=True)
 
     def _prune(self) -> None:
         with self.catalog.transaction() as s:
