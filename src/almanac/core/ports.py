@@ -37,22 +37,15 @@ class Embedder(Protocol):
 
 
 class VectorIndex(Protocol):
-    """Inner-product search over int64-labelled vectors."""
-
-    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        """Add vectors under the given int64 ids."""
-        ...
-
-    def remove(self, ids: np.ndarray) -> None:
-        """Remove ids (unknown ids are ignored)."""
-        ...
+    """Inner-product search over int64-labelled vectors, read-only once built (a segment's FaissIndex, or a
+    collection's SegmentSet); changes arrive as new segments."""
 
     def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(scores, ids), each of shape (len(vectors), k); missing slots have id -1."""
         ...
 
     def __len__(self) -> int:
-        """Live vectors (tombstoned ones excluded)."""
+        """Live vectors (deleted ones excluded)."""
         ...
 
 

@@ -1,4 +1,4 @@
-"""A vector batch: int64 ids and float32 vectors as the VectorIndex port takes them, checked before use.
+"""A vector batch: int64 ids and float32 vectors as a segment index is built from them, checked before use.
 
 Bad input is the caller's to fix (InputError); vectors of another dimension mean the embedding model changed
 since the index was built, so the index must be rebuilt (IndexMismatchError):
