@@ -122,7 +122,7 @@ def before_src() -> Path:
 
 def chat_model() -> Path:
     """SmolLM2 (the smallest embedded reader) converted once into a folder every server loads as is."""
-    from almanac.core.chat_model import prepare_model_dir
+    from almanac.core.model_cache import prepare_model_dir
     from almanac.core.settings import SMOLLM2
 
     return prepare_model_dir(SMOLLM2, DATA / "models")

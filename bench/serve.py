@@ -42,7 +42,7 @@ from serve_profile import batch_concurrency, profiled_level
 from serve_server import LiveServer
 from serve_tables import print_report
 
-from almanac.core.chat_model import prepare_model_dir
+from almanac.core.model_cache import prepare_model_dir
 from almanac.core.settings import SMOLLM2
 
 BENCH = Path(__file__).resolve().parent

@@ -40,6 +40,12 @@ class ScriptedChatModel:
         """Queue replies, returned one per call in order."""
         self.queue.extend(texts)
 
+    def enqueue_tool_call(self, name: str, **arguments: object) -> None:
+        """Queue a reply that calls a lookup tool, the way Qwen2.5 writes one (core/lookup_tool.py)."""
+        self.queue.append(
+            "<tool_call>\n" + json.dumps({"name": name, "arguments": arguments}) + "\n</tool_call>"
+        )
+
     def _next(self, messages: Sequence[ChatMessage], max_tokens: int, adapter: str | None) -> str:
         self.calls.append((list(messages), max_tokens, adapter))
         return self.queue.pop(0) if self.queue else self.default

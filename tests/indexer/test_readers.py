@@ -365,3 +365,30 @@ def test_suffix_case_is_ignored_and_markdown_without_headings_is_titled_by_its_n
     doc = read_bytes("Plain Notes.MARKDOWN", b"just a line\n\n\nand another", LIMIT)
     assert doc.title == "Plain Notes"
     assert [(s.locator, s.text) for s in doc.sections] == [("", "just a line\nand another")]
+
+
+def test_a_small_pdf_repeating_pages_stops_at_the_text_limit() -> None:
+    data = pdf_bytes([["The same long line of the same page, again and again. " * 2] * 40] * 60)
+    assert len(read_bytes("echo.pdf", data, LIMIT).sections) == 60  # within the default text limit
+    with pytest.raises(
+        FileTooLargeError, match=r"echo\.pdf: the text of its first \d+ pages .*MAX_TEXT_CHARS"
+    ):
+        read_bytes("echo.pdf", data, LIMIT, max_chars=20_000)
+
+
+def test_a_docx_with_more_xml_than_the_text_limit_allows_is_refused_before_parsing() -> None:
+    document = docx.Document()
+    for n in range(400):
+        document.add_paragraph(f"Paragraph {n} of a long report on ferry timetables and pier numbers.")
+    buf = io.BytesIO()
+    document.save(buf)
+    assert len(read_bytes("report.docx", buf.getvalue(), LIMIT).sections[0].text) > 20_000
+    with pytest.raises(FileTooLargeError, match=r"report\.docx: more than \d+ bytes of XML"):
+        read_bytes("report.docx", buf.getvalue(), LIMIT, max_chars=2_000)
+
+
+@pytest.mark.parametrize("name", ["long.md", "long.html", "long.txt"])
+def test_text_past_the_limit_is_refused_with_the_setting_to_raise(name: str) -> None:
+    data = ("<p>" if name.endswith("html") else "") + "word " * 5_000
+    with pytest.raises(FileTooLargeError, match=r"long\.\w+: 2\d{4} characters of text .*MAX_TEXT_CHARS"):
+        read_bytes(name, data.encode(), LIMIT, max_chars=10_000)

@@ -8,6 +8,7 @@ components around that embedder and a ScriptedChatModel; `client` is a TestClien
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,7 +19,9 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from almanac.core.settings import Settings
+from almanac.core.errors import ConfigError
+from almanac.core.model_cache import prepare_model_dir
+from almanac.core.settings import ChatSettings, Settings
 from almanac.server.app import create_app
 from almanac.server.services import Services
 from tests.fakes import ScriptedChatModel
@@ -83,3 +86,16 @@ def live_server() -> Iterator[Callable[[FastAPI], str]]:
     for server, thread in running:
         server.should_exit = True
         thread.join(timeout=15)
+
+
+@pytest.fixture(scope="session")
+def reader_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default embedded reader, converted once per test run to safetensors and shared by the end-to-end
+    modules (ALMANAC_TEST_MODELS_DIR: a folder to reuse between runs); skipped when its parts are missing."""
+    given = os.environ.get("ALMANAC_TEST_MODELS_DIR")
+    try:
+        return prepare_model_dir(
+            ChatSettings().model, Path(given) if given else tmp_path_factory.mktemp("models")
+        )
+    except ConfigError as exc:
+        pytest.skip(str(exc))

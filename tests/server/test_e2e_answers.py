@@ -23,8 +23,6 @@ import pytest
 
 from almanac.core.catalog import Catalog
 from almanac.core.embedder import SentenceTransformerEmbedder
-from almanac.core.errors import ConfigError
-from almanac.core.model_cache import prepare_model_dir
 from almanac.core.settings import ChatSettings, Settings
 from almanac.core.source_db import SourceDatabase
 from almanac.indexer.pipeline import Indexer
@@ -47,16 +45,6 @@ BIKES = [
     (3, "City Cruiser", "blue", 16.0, 749),
 ]
 SCHEMA = "CREATE TABLE bikes (id INTEGER PRIMARY KEY, name TEXT, color TEXT, weight_kg REAL, price_eur INT)"
-
-
-@pytest.fixture(scope="session")
-def reader_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The default embedded reader, converted once to safetensors."""
-    given = os.environ.get("ALMANAC_TEST_MODELS_DIR")
-    try:
-        return prepare_model_dir(READER, Path(given) if given else tmp_path_factory.mktemp("models"))
-    except ConfigError as exc:
-        pytest.skip(str(exc))
 
 
 def _ingest(home: Path, db: Path) -> None:

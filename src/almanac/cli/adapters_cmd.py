@@ -34,11 +34,17 @@ def register(sub: argparse._SubParsersAction[CommandParser]) -> None:
         "promote",
         help="make an adapter the server's default (no restart)",
         description="Make an adapter the server's default. Unless --force, its stored evaluation\n"
-        "(`almanac eval --save`) must score at least as well as the current default's.",
+        "(`almanac eval --save`) must score at least as well as the current default's, and a model\n"
+        "server (ALMANAC_CHAT__BACKEND=openai) must serve it (vLLM is asked to load it).",
         epilog=examples("almanac adapters promote support-v2", "almanac adapters promote support-v3 --force"),
     )
     p.add_argument("name", help="adapter to make the default (a name from `almanac adapters list`)")
-    p.add_argument("--force", action="store_true", help="promote even without or with a worse evaluation")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="promote even without or with a worse evaluation, and without first checking that the model "
+        "server (ALMANAC_CHAT__BACKEND=openai) serves it",
+    )
     p.set_defaults(func=cmd_adapters_promote)
     p = actions.add_parser(
         "rollback",
@@ -73,6 +79,11 @@ def cmd_adapters_promote(args: argparse.Namespace, settings: Settings) -> int:
     """Make an adapter the default."""
     from almanac.core.adapter_registry import AdapterRegistry
 
+    if settings.chat.backend == "openai" and not args.force:
+        from almanac.core.chat_backend import build_openai_chat_model
+
+        # the model server serves it (vLLM loads it at run time) before it becomes the default, or this fails
+        build_openai_chat_model(settings).load_adapter(args.name)
     previous = AdapterRegistry(settings.adapters_dir).promote(args.name, force=args.force)
     audit("adapter_promoted", "local", name=args.name, previous=previous, force=args.force)
     print(

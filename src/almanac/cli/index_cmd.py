@@ -37,6 +37,7 @@ def register(sub: argparse._SubParsersAction[CommandParser]) -> None:
     p.add_argument("--collection", "-c", help=_COLLECTION_HELP)
     p.add_argument("--prune", action="store_true", help="remove documents whose files are gone")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    _add_engine_options(p)
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser(
@@ -54,6 +55,7 @@ def register(sub: argparse._SubParsersAction[CommandParser]) -> None:
     p.add_argument("--collection", "-c", help=_COLLECTION_HELP)
     p.add_argument("--name", help="source name used in citations (default: the database name)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    _add_engine_options(p)
     p.set_defaults(func=cmd_ingest_db)
 
     p = sub.add_parser(
@@ -80,6 +82,22 @@ def register(sub: argparse._SubParsersAction[CommandParser]) -> None:
     p.add_argument("--json", action="store_true", help="print [{text, source, locator, score, kind}]")
     _add_filter_options(p)
     p.set_defaults(func=cmd_search)
+
+
+def _add_engine_options(p: argparse.ArgumentParser) -> None:
+    """Where parsing, chunking and embedding run; this process commits either way (the one writer)."""
+    p.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default="local",
+        help="local: in this process; ray: a Ray Data pipeline (needs the ray extra)",
+    )
+    p.add_argument(
+        "--ray-address",
+        metavar="ADDRESS",
+        help="Ray cluster to join, HOST:PORT or ray://HOST:10001 (default: ALMANAC_INGEST__RAY_ADDRESS, "
+        "else a local Ray on 127.0.0.1)",
+    )
 
 
 def _add_filter_options(p: argparse.ArgumentParser) -> None:
@@ -118,6 +136,7 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     with WriterLock(settings.home, settings.ingest.lock_timeout_s):
         indexer = wiring.build_indexer(settings, wiring.open_catalog(settings), bar)
         try:
+            indexer.use_engine(args.engine, args.ray_address)
             report = indexer.ingest_paths(args.paths, collection, prune=args.prune)
         finally:
             bar.close()
@@ -142,7 +161,9 @@ def cmd_ingest_db(args: argparse.Namespace, settings: Settings) -> int:
         with WriterLock(settings.home, settings.ingest.lock_timeout_s):
             catalog = wiring.open_catalog(settings)
             catalog.register_source(name, args.url)
-            report = wiring.build_indexer(settings, catalog, bar).ingest_tables(db, args.tables, collection)
+            indexer = wiring.build_indexer(settings, catalog, bar)
+            indexer.use_engine(args.engine, args.ray_address)
+            report = indexer.ingest_tables(db, args.tables, collection)
     finally:
         bar.close()
         db.close()

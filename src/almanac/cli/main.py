@@ -6,12 +6,16 @@ Exit codes: 0 success; 1 the command ran but some inputs failed (listed); 2 the 
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
+
+from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError
 
 from almanac import __version__
 from almanac.cli.command_parser import CommandParser, examples
@@ -74,6 +78,30 @@ def check_home(home: Path) -> None:
         )
 
 
+_DISK_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+
+
+def settings_problem(exc: ValidationError) -> str:
+    """One line naming the environment variables at fault and what is wrong with them.
+
+    >>> from pydantic import BaseModel
+    >>> class Chat(BaseModel):
+    ...     max_new_tokens: int
+    >>> try:
+    ...     Chat(max_new_tokens="many")
+    ... except ValidationError as exc:
+    ...     settings_problem(exc)
+    'ALMANAC_MAX_NEW_TOKENS: Input should be a valid integer, unable to parse string as an integer'
+    """
+    parts = []
+    for error in exc.errors():
+        name = (
+            "ALMANAC_" + "__".join(str(part).upper() for part in error["loc"]) if error["loc"] else "settings"
+        )
+        parts.append(f"{name}: {error['msg'].removeprefix('Value error, ')}")
+    return "; ".join(parts)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is downloaded at run time
@@ -93,9 +121,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AlmanacError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except ValidationError as exc:  # a setting from the environment that does not fit
+        print(f"error: {settings_problem(exc)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted; committed work is kept, re-run to continue", file=sys.stderr)
         return 130
+    except (OSError, DBAPIError) as exc:
+        if isinstance(exc, OSError) and exc.errno not in _DISK_FULL:
+            raise
+        first = str(getattr(exc, "orig", exc)).splitlines()[0][:200]
+        print(
+            f"error: writing failed ({first}); work committed before is kept and nothing partial is used; "
+            "check the free disk space (and that ALMANAC_CATALOG__URL is reachable), then re-run",
+            file=sys.stderr,
+        )
+        return 2
 
 
 if __name__ == "__main__":

@@ -75,6 +75,11 @@ class Catalog(ChunkReads):
         """Release connections."""
         self.engine.dispose()
 
+    def ping(self) -> None:
+        """Run ``SELECT 1``: raises SQLAlchemy's OperationalError when the database cannot be reached."""
+        with self.engine.connect() as connection:
+            connection.execute(select(1))
+
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """One transaction: committed on success, rolled back on any error."""

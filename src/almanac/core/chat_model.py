@@ -8,7 +8,7 @@ Generation is greedy and serialised by one lock (one model in memory; the server
 A prompt that leaves no room for ``max_tokens`` inside the context window raises LimitError rather than being
 truncated silently: cutting retrieved sources or the question would change the answer behind the user's back.
 
-    chat = build_chat_model(Settings())
+    chat = build_chat_model(Settings())  # core/chat_backend.py: this model, or a model server's
     chat.complete([ChatMessage("user", "What is the capital of France?")], 32).text  # '... is Paris.'
 """
 
@@ -27,8 +27,6 @@ from almanac.core.chat_encoder import ChatEncoder
 from almanac.core.compute_dtype import compute_dtype
 from almanac.core.embedder import pick_device
 from almanac.core.errors import ConfigError, InputError, LimitError, ModelError, NotFoundError
-from almanac.core.model_cache import model_identity, prepare_model_dir
-from almanac.core.settings import Settings
 from almanac.core.types import ChatMessage, Completion
 
 if TYPE_CHECKING:
@@ -226,18 +224,3 @@ class TransformersChatModel:
                 raise ModelError(f"cannot load adapter {name!r} from {folder} ({exc}); retrain it") from exc
             self._loaded.append(name)
         log.info("adapter loaded name=%s folder=%s", name, folder)
-
-
-def build_chat_model(settings: Settings) -> TransformersChatModel:
-    """The chat model the settings name, with the default adapter (if any) loaded up front to fail early."""
-    chat = settings.chat
-    model = TransformersChatModel(
-        prepare_model_dir(chat.model, settings.models_dir),
-        identity=model_identity(chat.model),
-        device=chat.device,
-        adapters_dir=settings.adapters_dir,
-        context_tokens=chat.context_tokens,
-    )
-    if chat.default_adapter:
-        model.load_adapter(chat.default_adapter)
-    return model

@@ -14,7 +14,9 @@
     ├── LockedError              another writer holds ALMANAC_HOME
     ├── AuthError                missing or wrong API key (401)
     │   └── ForbiddenError           a key without the scope (403)
-    ├── OverloadedError          the model queue is full (429/503 with Retry-After)
+    ├── OverloadedError          the model queue is full (429 with Retry-After)
+    │   └── ModelUnavailableError    the model server is down, busy or too slow (503 with Retry-After);
+    │                                also a ModelError: a generation that could not run
     └── ModelError               a model that cannot be loaded or a generation that failed
         └── AdapterMismatchError     an adapter trained on another base model
 
@@ -90,6 +92,10 @@ class OverloadedError(AlmanacError):
 
 class ModelError(AlmanacError):
     """A model that cannot be loaded or a generation that failed."""
+
+
+class ModelUnavailableError(OverloadedError, ModelError):
+    """The model server (an OpenAI-compatible backend) cannot answer now; retry after `retry_after` s."""
 
 
 class AdapterMismatchError(ModelError):

@@ -86,7 +86,7 @@ class RowKey:
 class ChatMessage:
     """One message of a conversation."""
 
-    role: Literal["system", "user", "assistant"]
+    role: Literal["system", "user", "assistant", "tool"]  # tool: a lookup result (core/lookup_tool.py)
     content: str
 
 

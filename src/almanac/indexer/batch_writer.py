@@ -16,6 +16,7 @@ import numpy as np
 from almanac.core.catalog import Catalog
 from almanac.core.catalog_schema import CollectionRow
 from almanac.core.catalog_staging import DocumentUpsert, stage_delete, stage_touch, stage_upserts
+from almanac.core.errors import IndexMismatchError
 from almanac.core.index_store import IndexStore
 from almanac.core.ports import Embedder
 from almanac.core.types import ChunkDraft
@@ -37,9 +38,14 @@ def embed_text(chunk: ChunkDraft) -> str:
 
 @dataclass(slots=True)
 class PendingDocument(DocumentUpsert):
-    """A new or changed document, chunked, waiting for vectors; `is_new` tells added from updated."""
+    """A new or changed document, chunked, waiting for vectors; `is_new` tells added from updated.
+
+    `vectors` (row i for chunk i), when given, were computed elsewhere (Ray workers) by the collection's
+    embedder; the writer then embeds nothing for this document.
+    """
 
     is_new: bool = True
+    vectors: np.ndarray | None = None
 
 
 @dataclass
@@ -108,12 +114,17 @@ class BatchWriter:
         """Vectors per document: stored ones reused by content hash, the rest embedded in one call."""
         hashes = [c.content_hash for d in docs for c in d.chunks]
         known = self.catalog.stored_vectors(self.collection.id, hashes)
+        new = {c.content_hash for d in docs for c in d.chunks if c.content_hash not in known}
+        for doc in docs:  # precomputed vectors count as embedded, as they would have been here
+            if doc.vectors is not None:
+                pairs = zip(doc.chunks, self._checked(doc), strict=True)
+                known.update((c.content_hash, v.tobytes()) for c, v in pairs if c.content_hash not in known)
         todo = {c.content_hash: c for d in docs for c in d.chunks if c.content_hash not in known}
         if todo:
             fresh = self.embedder.embed([embed_text(c) for c in todo.values()])
             known.update((h, v.tobytes()) for h, v in zip(todo, fresh, strict=True))
-        self.report.chunks_embedded += len(todo)
-        self.report.chunks_reused += len(hashes) - len(todo)
+        self.report.chunks_embedded += len(new)
+        self.report.chunks_reused += len(hashes) - len(new)
         dim = self.collection.dimension
         empty = np.zeros((0, dim), dtype=np.float32)
         return [
@@ -122,6 +133,17 @@ class BatchWriter:
             else empty
             for d in docs
         ]
+
+    def _checked(self, doc: PendingDocument) -> np.ndarray:
+        """A document's precomputed vectors as float32, refused unless one per chunk of this dimension."""
+        vectors = np.ascontiguousarray(doc.vectors, dtype=np.float32)
+        if vectors.shape != (len(doc.chunks), self.collection.dimension):
+            raise IndexMismatchError(
+                f"{doc.source}: vectors of shape {vectors.shape} for {len(doc.chunks)} chunks of collection "
+                f"{self.collection.name!r} (dimension {self.collection.dimension}); the workers must run "
+                f"the collection's model, {self.collection.embedding_model}"
+            )
+        return vectors
 
     def flush(self) -> None:
         """Commit everything queued; publishes a new index version when chunks changed."""

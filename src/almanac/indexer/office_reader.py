@@ -12,15 +12,22 @@ import zipfile
 from collections.abc import Iterator
 from typing import Any
 
-from almanac.core.errors import UnreadableFileError
+from almanac.core.errors import FileTooLargeError, UnreadableFileError
 from almanac.core.types import Section
-from almanac.indexer.parsed_document import ReadDocument, SectionBuilder, tidy
+from almanac.indexer.parsed_document import ReadDocument, SectionBuilder, text_limit_error, tidy
 
 _DOCX_UNZIP_RATIO = 20  # a .docx may inflate to this many times max_bytes; more looks like a zip bomb
+# WordprocessingML spends many bytes of markup per character of text; XML parts beyond this many bytes per
+# allowed character cannot hold a document within the text limit, and parsing them takes minutes.
+_XML_BYTES_PER_CHAR = 16
+_UNZIP_BLOCK = 1024 * 1024
 
 
-def read_pdf(name: str, data: bytes, stem: str) -> ReadDocument:
-    """Pages with text as sections; the title is the PDF's own (unless blank or "untitled"), else `stem`."""
+def read_pdf(name: str, data: bytes, stem: str, max_chars: int) -> ReadDocument:
+    """Pages with text as sections; the title is the PDF's own (unless blank or "untitled"), else `stem`.
+
+    Extraction stops as soon as the text passes `max_chars` (a tiny PDF may repeat one page endlessly).
+    """
     from pypdf import PdfReader
 
     try:
@@ -30,9 +37,9 @@ def read_pdf(name: str, data: bytes, stem: str) -> ReadDocument:
                 f"{name}: the PDF is encrypted with a password; save an unprotected copy "
                 "(for example `qpdf --decrypt`) and ingest that"
             )
-        pages = [tidy(page.extract_text() or "") for page in reader.pages]
+        pages = _page_texts(name, reader.pages, max_chars)
         meta_title = (reader.metadata.title if reader.metadata else None) or ""
-    except UnreadableFileError:
+    except (UnreadableFileError, FileTooLargeError):
         raise
     except Exception as exc:  # pypdf raises many kinds of errors on damaged input
         raise UnreadableFileError(
@@ -49,23 +56,32 @@ def read_pdf(name: str, data: bytes, stem: str) -> ReadDocument:
     return ReadDocument(meta_title if meta_title.lower() not in ("", "untitled") else stem, sections)
 
 
-def read_docx(name: str, data: bytes, stem: str, max_bytes: int) -> ReadDocument:
-    """Paragraphs and tables under Title/Heading styles; refuses files that unpack past 20 x `max_bytes`."""
+def _page_texts(name: str, pages: Any, max_chars: int) -> list[str]:
+    texts: list[str] = []
+    total = 0
+    for page in pages:
+        texts.append(tidy(page.extract_text() or ""))
+        total += len(texts[-1])
+        if total > max_chars:
+            raise text_limit_error(name, f"the text of its first {len(texts)} pages", max_chars)
+    return texts
+
+
+def read_docx(name: str, data: bytes, stem: str, max_bytes: int, max_chars: int) -> ReadDocument:
+    """Paragraphs and tables under Title/Heading styles; refuses zip bombs and oversized XML before parsing.
+
+    The sizes are counted by inflating each part in blocks, not read from the zip directory, which may lie;
+    memory stays at one block whatever the archive claims.
+    """
     import docx
 
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            inflated = sum(info.file_size for info in archive.infolist())
-        if inflated > _DOCX_UNZIP_RATIO * max_bytes:
-            raise UnreadableFileError(
-                f"{name}: the .docx would unpack to {inflated} bytes, which looks like a zip bomb; "
-                "check the file or raise ALMANAC_INGEST__MAX_FILE_BYTES"
-            )
+        _check_unpacked(name, data, _DOCX_UNZIP_RATIO * max_bytes, _XML_BYTES_PER_CHAR * max_chars)
         document = docx.Document(io.BytesIO(data))
         title = document.core_properties.title or ""
         out = SectionBuilder()
         _walk_docx(document.iter_inner_content(), out)
-    except UnreadableFileError:
+    except (UnreadableFileError, FileTooLargeError):
         raise
     except Exception as exc:  # zip, XML and python-docx errors on damaged or protected files
         raise UnreadableFileError(
@@ -74,6 +90,25 @@ def read_docx(name: str, data: bytes, stem: str, max_bytes: int) -> ReadDocument
         ) from exc
     sections = out.done()
     return ReadDocument(title.strip() or out.first_heading or stem, sections)
+
+
+def _check_unpacked(name: str, data: bytes, max_total: int, max_xml: int) -> None:
+    """Inflate every part in blocks, stopping at the first cap passed (whatever the directory says)."""
+    total = xml = 0
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        for info in archive.infolist():
+            with archive.open(info) as part:
+                while block := part.read(_UNZIP_BLOCK):
+                    total += len(block)
+                    xml += len(block) if info.filename.endswith((".xml", ".rels")) else 0
+                    if total > max_total:
+                        raise UnreadableFileError(
+                            f"{name}: the .docx unpacks to more than {max_total} bytes, which looks like a "
+                            "zip bomb; check the file or raise ALMANAC_INGEST__MAX_FILE_BYTES"
+                        )
+                    if xml > max_xml:
+                        chars = max_xml // _XML_BYTES_PER_CHAR
+                        raise text_limit_error(name, f"more than {max_xml} bytes of XML", chars)
 
 
 def _walk_docx(blocks: Iterator[Any], out: SectionBuilder) -> None:

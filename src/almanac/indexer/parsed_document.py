@@ -16,7 +16,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from almanac.core.errors import FileTooLargeError
 from almanac.core.types import Section
+
+DEFAULT_MAX_CHARS = 5_000_000  # text one file may yield; settings.ingest.max_text_chars
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _INNER_SPACE = re.compile(r"(?<=\S)[ \t\f\v\u00a0]+")
@@ -78,3 +81,11 @@ class SectionBuilder:
         """Close the open section and return every section in order."""
         self.flush()
         return self.sections
+
+
+def text_limit_error(name: str, found: str, max_chars: int) -> FileTooLargeError:
+    """The one message for a file whose text is over the limit, whatever reader found out."""
+    return FileTooLargeError(
+        f"{name}: {found} is over the limit of {max_chars} characters per file; split the file "
+        "or raise the limit with ALMANAC_INGEST__MAX_TEXT_CHARS"
+    )

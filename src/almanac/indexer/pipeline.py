@@ -4,6 +4,8 @@ files or table rows -> read -> chunk -> skip what is unchanged -> embed in batch
 
 Unchanged content costs a stat (same size and mtime) or a hash (same bytes); nothing is re-embedded or
 republished for it. Each bad input becomes one line in the report; the rest of the batch is indexed.
+With `remote` set (indexer.ray_engine), changed items are parsed, chunked and embedded elsewhere and come
+back here, to the one writer, which commits them as it commits its own.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 
 from almanac.core.catalog import Catalog, DocState
 from almanac.core.catalog_schema import CollectionRow
-from almanac.core.errors import AlmanacError
+from almanac.core.errors import AlmanacError, FileTooLargeError
 from almanac.core.index_store import IndexStore
 from almanac.core.ports import Embedder
 from almanac.core.precision_embedders import PrecisionEmbedders
@@ -29,7 +31,8 @@ from almanac.core.types import Section
 from almanac.indexer.batch_writer import BatchWriter, PendingDocument
 from almanac.indexer.chunker import Chunker
 from almanac.indexer.readers import SUPPORTED_SUFFIXES, iter_files, read_bytes
-from almanac.indexer.report import IngestReport, NullProgress, Progress
+from almanac.indexer.remote_stage import ChangedItem, RemoteStage, commit_finished
+from almanac.indexer.report import IngestReport, NullProgress, Progress, StopRun
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +55,17 @@ class Indexer:
             embedder.tokenizer, settings.chunking.size_tokens, settings.chunking.overlap_tokens
         )
         self.progress = progress or NullProgress()
+        self.remote: RemoteStage | None = None  # set to parse, chunk and embed elsewhere (ray_engine)
+        self._chars_left: int | None = None  # the text budget of the running ingest_paths
+
+    def use_engine(self, engine: str, ray_address: str | None = None) -> None:
+        """Parse, chunk and embed in this process ('local') or on a Ray cluster ('ray': `ray_address`, else
+        ALMANAC_INGEST__RAY_ADDRESS, else a local Ray on 127.0.0.1); this process commits either way."""
+        self.remote = None
+        if engine == "ray":
+            from almanac.indexer.ray_engine import RayStage
+
+            self.remote = RayStage(self.settings, ray_address or self.settings.ingest.ray_address)
 
     def _embedder_for(self, name: str) -> Embedder:
         """The configured embedder, or under precision 'auto' the one an existing collection was built
@@ -83,14 +97,24 @@ class Indexer:
         try:
             yield writer, report
             writer.flush()
+        except StopRun:
+            writer.flush()  # keep what was read: a resumed or yielded job goes on from here, not from zero
+            raise
         finally:
             writer.close()
         report.version = writer.version
         report.seconds = time.perf_counter() - started
 
     # -- files -----------------------------------------------------------------------------------
-    def ingest_paths(self, paths: Sequence[Path], collection: str, prune: bool = False) -> IngestReport:
-        """Index files and folders (recursively); with `prune`, drop documents whose files are gone."""
+    def ingest_paths(
+        self, paths: Sequence[Path], collection: str, prune: bool = False, max_chars: int | None = None
+    ) -> IngestReport:
+        """Index files and folders (recursively); with `prune`, drop documents whose files are gone.
+
+        `max_chars` bounds the text of the whole run (a server job's share): files past it are reported as
+        failed and left for another run.
+        """
+        self._chars_left = max_chars
         missing = [p for p in paths if not p.exists()]
         files = sorted(set(iter_files([p for p in paths if p.exists()])))
         self.progress.start(len(files))
@@ -103,6 +127,7 @@ class Indexer:
             for path in files:
                 self._ingest_file(path, states, writer, report)
                 self.progress.advance(items=1)
+            self._remote_finish(None, writer, report)
             if prune:
                 self._prune(states, writer, report)
         return report
@@ -126,24 +151,39 @@ class Indexer:
                 writer.touch(known.id, stat.st_mtime, stat.st_size)
                 report.unchanged += 1
                 return
-            doc = read_bytes(path.name, data, self.settings.ingest.max_file_bytes)
+            pending = PendingDocument(
+                source, "document", "", digest, stat.st_mtime, stat.st_size, [], is_new=known is None
+            )
+            if self.remote is None:
+                limits = self.settings.ingest
+                doc = read_bytes(path.name, data, limits.max_file_bytes, limits.max_text_chars)
+                self._spend_chars(sum(len(section.text) for section in doc.sections))
         except (AlmanacError, OSError) as exc:
             report.failed.append((source, str(exc)))
             log.warning("event=file_failed source=%s reason=%s", source, exc)
             return
-        chunks = self.chunker.chunk(doc.sections)
-        writer.add(
-            PendingDocument(
-                source,
-                "document",
-                doc.title,
-                digest,
-                stat.st_mtime,
-                stat.st_size,
-                chunks,
-                is_new=known is None,
+        if self.remote is not None:
+            self._remote_finish(ChangedItem(pending, path.name, data), writer, report)
+            return
+        pending.title, pending.chunks = doc.title, self.chunker.chunk(doc.sections)
+        writer.add(pending)
+
+    def _remote_finish(self, item: ChangedItem | None, writer: BatchWriter, report: IngestReport) -> None:
+        """Submit `item` to the remote stage (None: drain it), then commit what came back finished."""
+        if self.remote is not None:
+            done = self.remote.drain(writer) if item is None else self.remote.submit(item, writer)
+            commit_finished(done, writer, report, self._spend_chars)
+
+    def _spend_chars(self, chars: int) -> None:
+        """Count a file's text against the run's budget; FileTooLargeError once it would pass it."""
+        if self._chars_left is None:
+            return
+        if chars > self._chars_left:
+            raise FileTooLargeError(
+                f"this job's text limit is reached ({self._chars_left} characters left, the file has "
+                f"{chars}); ingest the file in a job of its own or raise ALMANAC_SERVER__MAX_JOB_TEXT_CHARS"
             )
-        )
+        self._chars_left -= chars
 
     def _prune(self, states: dict[str, DocState], writer: BatchWriter, report: IngestReport) -> None:
         for source in states:
@@ -162,6 +202,7 @@ class Indexer:
                 except AlmanacError as exc:
                     report.failed.append((f"{db.name}.{table}", str(exc)))
                     log.warning("event=table_failed table=%s reason=%s", table, exc)
+            self._remote_finish(None, writer, report)
         return report
 
     def _ingest_table(
@@ -181,20 +222,14 @@ class Indexer:
                 report.unchanged += 1
                 continue
             locator = f"{info.name} " + ",".join(f"{c}={v}" for c, v in key.key)
-            chunks = self.chunker.chunk([Section(text, locator)])
-            writer.add(
-                PendingDocument(
-                    uri,
-                    "row",
-                    f"{info.name} row",
-                    digest,
-                    0.0,
-                    len(text),
-                    chunks,
-                    fields=row_fields(row),
-                    is_new=known is None,
-                )
+            doc = PendingDocument(
+                uri, "row", f"{info.name} row", digest, 0.0, len(text), [], row_fields(row), known is None
             )
+            if self.remote is not None:
+                self._remote_finish(ChangedItem(doc, "", text.encode(), locator), writer, report)
+                continue
+            doc.chunks = self.chunker.chunk([Section(text, locator)])
+            writer.add(doc)
         for uri in states.keys() - seen:
             writer.delete(uri)
             report.removed += 1

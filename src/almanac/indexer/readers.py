@@ -22,7 +22,7 @@ from almanac.core.errors import FileTooLargeError, InputError, UnreadableFileErr
 from almanac.core.types import Section
 from almanac.indexer.markup_reader import read_html, read_markdown
 from almanac.indexer.office_reader import read_docx, read_pdf
-from almanac.indexer.parsed_document import ReadDocument, tidy
+from almanac.indexer.parsed_document import DEFAULT_MAX_CHARS, ReadDocument, text_limit_error, tidy
 
 __all__ = ["SUPPORTED_SUFFIXES", "ReadDocument", "iter_files", "read_bytes", "read_document"]
 
@@ -31,22 +31,26 @@ log = logging.getLogger(__name__)
 SUPPORTED_SUFFIXES: frozenset[str] = frozenset({".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx"})
 
 
-def read_document(path: Path, max_bytes: int) -> ReadDocument:
+def read_document(path: Path, max_bytes: int, max_chars: int = DEFAULT_MAX_CHARS) -> ReadDocument:
     """Read a file from disk; raises UnsupportedFileError, FileTooLargeError or UnreadableFileError."""
     _check_suffix(path.name)
     _check_size(path.name, path.stat().st_size, max_bytes)
     with path.open("rb") as handle:
         data = handle.read(max_bytes + 1)  # bounded: the file may have grown since stat
     _check_size(path.name, len(data), max_bytes)
-    return _parse(path.name, data, max_bytes)
+    return _checked_text(path.name, _parse(path.name, data, max_bytes, max_chars), max_chars)
 
 
-def read_bytes(name: str, data: bytes, max_bytes: int) -> ReadDocument:
-    """Read an uploaded file; the type comes from the suffix of `name`."""
+def read_bytes(name: str, data: bytes, max_bytes: int, max_chars: int = DEFAULT_MAX_CHARS) -> ReadDocument:
+    """Read an uploaded file; the type comes from the suffix of `name`.
+
+    `max_chars` bounds the text a file may yield (FileTooLargeError past it): a 2 KB PDF can repeat one
+    large page thousands of times, and a small .docx can hold a huge XML part.
+    """
     name = Path(name).name or "upload"
     _check_suffix(name)
     _check_size(name, len(data), max_bytes)
-    return _parse(name, data, max_bytes)
+    return _checked_text(name, _parse(name, data, max_bytes, max_chars), max_chars)
 
 
 def iter_files(paths: Sequence[Path]) -> Iterator[Path]:
@@ -95,7 +99,15 @@ def _check_size(name: str, size: int, max_bytes: int) -> None:
         )
 
 
-def _parse(name: str, data: bytes, max_bytes: int) -> ReadDocument:
+def _checked_text(name: str, doc: ReadDocument, max_chars: int) -> ReadDocument:
+    """`doc`, or FileTooLargeError when its sections hold more than `max_chars` characters."""
+    total = sum(len(section.text) for section in doc.sections)
+    if total > max_chars:
+        raise text_limit_error(name, f"{total} characters of text", max_chars)
+    return doc
+
+
+def _parse(name: str, data: bytes, max_bytes: int, max_chars: int) -> ReadDocument:
     suffix = Path(name).suffix.lower()
     stem = Path(name).stem
     if suffix in (".md", ".markdown"):
@@ -103,9 +115,9 @@ def _parse(name: str, data: bytes, max_bytes: int) -> ReadDocument:
     if suffix in (".html", ".htm"):
         return read_html(data, stem)
     if suffix == ".pdf":
-        return read_pdf(name, data, stem)
+        return read_pdf(name, data, stem, max_chars)
     if suffix == ".docx":
-        return read_docx(name, data, stem, max_bytes)
+        return read_docx(name, data, stem, max_bytes, max_chars)
     text = tidy(_decode_text(name, data))
     return ReadDocument(stem, [Section(text)] if text else [])
 

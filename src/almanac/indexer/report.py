@@ -7,6 +7,11 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 
+class StopRun(Exception):  # noqa: N818 (a signal, not a failure)
+    """Raised by a Progress hook to end an ingest early (a server stopping, a job cancelled or yielding its
+    turn). The indexer first commits what it has read, so the next run starts after it, then re-raises."""
+
+
 class Progress(Protocol):
     """Receives progress from the indexer (a tqdm bar in the CLI, job state in the server)."""
 
@@ -15,7 +20,7 @@ class Progress(Protocol):
         ...
 
     def advance(self, items: int = 0, chunks: int = 0) -> None:
-        """More items read and chunks committed."""
+        """More items read and chunks committed; may raise StopRun (between items)."""
         ...
 
 

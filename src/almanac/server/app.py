@@ -27,6 +27,7 @@ from almanac.server.http.metrics import MetricsMiddleware
 from almanac.server.http.request_id import RequestIdMiddleware
 from almanac.server.routes import adapters, documents, health, jobs, lookup, openai, query
 from almanac.server.services import Services, build_services
+from almanac.server.web import page
 
 log = logging.getLogger(__name__)
 DRAIN_TIMEOUT_S = 30.0
@@ -63,7 +64,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     )
     app.state.services, app.state.owns_services = services, owns
     install_error_handlers(app)
-    for module in (query, openai, health, documents, jobs, lookup, adapters):
+    for module in (query, openai, health, documents, jobs, lookup, adapters, page):
         app.include_router(module.router)
     upload_limit = server.max_upload_bytes + server.max_body_bytes  # files plus multipart framing and fields
     app.add_middleware(

@@ -17,7 +17,7 @@ from functools import partial
 
 from almanac.core.adapter_registry import AdapterRegistry
 from almanac.core.catalog import Catalog
-from almanac.core.chat_model import build_chat_model
+from almanac.core.chat_backend import build_chat_model
 from almanac.core.embedder import build_embedder
 from almanac.core.errors import AlmanacError
 from almanac.core.index_store import IndexStore
@@ -121,6 +121,7 @@ class Services:
         metrics = Metrics()
         metrics.watch_queue(lambda: answering.queue.depth)
         jobs = JobRunner(settings, catalog, partial(Indexer, settings, catalog, embedder))
+        answering.retriever.on_rebuilt = jobs.submit_repair  # damaged index files are written back
         return cls(settings, catalog, embedder, answering, KeyStore(catalog), jobs, metrics, registry)
 
     # Shortcuts for the routes, which each use one of these.

@@ -46,6 +46,7 @@ class Prepared:
     relevance: float = 1.0  # the best question-sentence similarity among the candidates
     answerable: bool = True  # False: no source is relevant enough; the model is not asked
     warnings: list[str] = field(default_factory=list)  # e.g. a source database that could not be read
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)  # lookups the model made (tool_calls.py)
 
 
 @dataclass(slots=True)
@@ -65,6 +66,7 @@ class Answer:
     claims: list[Claim] = field(default_factory=list)
     refused: bool = False
     warnings: list[str] = field(default_factory=list)  # sources left out, e.g. a source database was down
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)  # lookups the model made; rows are hits
 
     @property
     def supported(self) -> bool:
@@ -89,6 +91,7 @@ class Answer:
             "refused": self.refused,
             "claims": [claim.as_json() for claim in self.claims],
             "warnings": self.warnings,
+            "tool_calls": self.tool_calls,
         }
 
 

@@ -33,6 +33,7 @@ from almanac.server.answering.citation_stream import CitationFilter
 from almanac.server.answering.focus import Focused, SourceFocus, standalone_query
 from almanac.server.answering.limits import Limits
 from almanac.server.answering.support import SupportChecker
+from almanac.server.answering.tool_calls import ToolCalls
 from almanac.server.chat.model_queue import ModelQueue, Slot
 from almanac.server.http.rate_limit import ScopedBuckets
 from almanac.server.retrieval.source_registry import SourceRegistry
@@ -87,6 +88,7 @@ class AnswerService:
         self.focus, self.support = focus, support or SupportChecker()
         self.budgets = budgets  # generated tokens per caller; None: no budget
         self.relevance_floor = settings.answer.relevance_floor(settings.embedding.model)
+        self.tools = ToolCalls(settings, sources) if sources is not None else None  # lookups the model calls
 
     def adapter_for(self, collection: str, requested: str | None) -> str | None:
         """The adapter a request runs with."""
@@ -161,6 +163,7 @@ class AnswerService:
             support.claims,
             support.refused,
             prepared.warnings,
+            prepared.tool_calls,
         )
 
     def _no_sources(self, prepared: Prepared) -> Answer:
@@ -169,7 +172,10 @@ class AnswerService:
 
     def _complete(self, prepared: Prepared) -> tuple[Completion, float]:
         started = time.perf_counter()
-        completion = self.chat.complete(prepared.messages, prepared.max_tokens, prepared.adapter)
+        if self.tools is not None:  # streaming answers take no tools: a call cannot be shown as it streams
+            completion = self.tools.complete(self.chat, prepared)
+        else:
+            completion = self.chat.complete(prepared.messages, prepared.max_tokens, prepared.adapter)
         return completion, time.perf_counter() - started
 
     def admit(self, ask: Ask) -> Slot:

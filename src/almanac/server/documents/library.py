@@ -26,6 +26,7 @@ from almanac.core.catalog_schema import ChunkRow, CollectionRow, DocumentRow
 from almanac.core.errors import FileTooLargeError, InputError, NotFoundError
 from almanac.core.settings import Settings
 from almanac.indexer.readers import SUPPORTED_SUFFIXES
+from almanac.server.jobs.fair_share import OPEN_OWNER
 from almanac.server.jobs.runner import JobRunner
 from almanac.server.jobs.store import JobView
 
@@ -85,7 +86,11 @@ class DocumentLibrary:
         return self.settings.home / "uploads"
 
     def upload(
-        self, collection: str, files: list[tuple[str, BinaryIO]], idempotency_key: str | None = None
+        self,
+        collection: str,
+        files: list[tuple[str, BinaryIO]],
+        idempotency_key: str | None = None,
+        owner: str = OPEN_OWNER,
     ) -> JobView:
         """Check every file, save them all, queue their ingest; returns the job (await `jobs.wait_async`).
 
@@ -95,12 +100,12 @@ class DocumentLibrary:
         targets = self._targets(collection, [name for name, _ in files])
         digests = [self._digest(name, stream) for name, stream in files]
         if idempotency_key is not None:
-            earlier = self.jobs.find_upload(targets, digests, collection, idempotency_key)
+            earlier = self.jobs.find_upload(targets, digests, collection, idempotency_key, owner)
             if earlier is not None:
                 return earlier
         for target, (_, stream) in zip(targets, files, strict=True):
             self._write(target, stream)
-        return self.jobs.submit_upload(targets, digests, collection, idempotency_key)
+        return self.jobs.submit_upload(targets, digests, collection, idempotency_key, owner)
 
     def _targets(self, collection: str, names: list[str]) -> list[Path]:
         if not _COLLECTION.match(collection):

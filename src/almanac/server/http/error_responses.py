@@ -4,8 +4,11 @@
 
 Statuses: InputError 400 (LimitError, a request over a server limit, too), schema violations 422, body over
 the size limit 413, AuthError 401, ForbiddenError 403, NotFoundError 404, IndexMismatchError and LockedError
-409, OverloadedError 429 with Retry-After, SourceError 502, ModelError and ConfigError 500. Anything else is a
-500 whose message points at the server log; no traceback ever reaches a client.
+409, OverloadedError 429 with Retry-After (ModelUnavailableError, a model server that is down or busy, 503
+with Retry-After), SourceError 502, ModelError and ConfigError 500. A catalog database that cannot be
+reached (SQLAlchemy's OperationalError or InterfaceError: down, restarting, or the network gone) is 503 with
+Retry-After; the connection pool reconnects by itself once it is back. Anything else is a 500 whose message
+points at the server log; no traceback ever reaches a client.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -29,6 +33,7 @@ from almanac.core.errors import (
     LimitError,
     LockedError,
     ModelError,
+    ModelUnavailableError,
     NotFoundError,
     OverloadedError,
     SourceError,
@@ -52,6 +57,7 @@ _STATUS: tuple[tuple[type[AlmanacError], int, str], ...] = (
     (SourceError, 502, "source_unavailable"),
     (IndexMismatchError, 409, "index_mismatch"),
     (LockedError, 409, "locked"),
+    (ModelUnavailableError, 503, "model_unavailable"),
     (OverloadedError, 429, "overloaded"),
     (ModelError, 500, "model_error"),
     (ConfigError, 500, "config_error"),
@@ -89,7 +95,8 @@ def classify(exc: AlmanacError) -> tuple[int, str]:
 
 
 def almanac_error_response(exc: AlmanacError) -> JSONResponse:
-    """The response for a core error, with Retry-After for an overloaded queue and a challenge for 401."""
+    """The response for a core error, with Retry-After for an overloaded queue or model server and a
+    challenge for 401."""
     status, kind = classify(exc)
     headers: dict[str, str] = {}
     if isinstance(exc, OverloadedError):
@@ -147,6 +154,21 @@ async def _on_client_gone(_request: Request, _exc: Exception) -> Response:
     return Response(status_code=499)  # nginx's "client closed request": nobody reads it, metrics do
 
 
+CATALOG_RETRY_S = 5
+CATALOG_ERRORS = (OperationalError, InterfaceError)  # the catalog database is down or unreachable
+
+
+async def _on_catalog_down(_request: Request, exc: Exception) -> JSONResponse:
+    log.warning("event=catalog_unavailable reason=%s", str(exc).splitlines()[0][:300])
+    return error_response(
+        503,
+        "catalog_unavailable",
+        "the catalog database cannot be reached; retry shortly, and check that the database at "
+        "ALMANAC_CATALOG__URL is running (the server reconnects by itself)",
+        {"Retry-After": str(CATALOG_RETRY_S)},
+    )
+
+
 async def _on_unexpected(_request: Request, exc: Exception) -> JSONResponse:
     log.exception("event=unexpected_error type=%s", type(exc).__name__)
     return error_response(500, "internal_error", "internal server error; the server log has the details")
@@ -158,4 +180,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(ClientGoneError, _on_client_gone)
+    for error in CATALOG_ERRORS:
+        app.add_exception_handler(error, _on_catalog_down)
     app.add_exception_handler(Exception, _on_unexpected)

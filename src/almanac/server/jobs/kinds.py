@@ -1,4 +1,6 @@
-"""What each job kind does with the indexer (folder, upload, database, delete), and what its failure names."""
+"""What each job kind does with the indexer (folder, upload, database, delete, repair), and what its failure
+names. ``repair`` is queued by the server itself when an index file fails verification: the writer rewrites
+the collection's index from the catalog."""
 
 from __future__ import annotations
 
@@ -15,20 +17,34 @@ from almanac.indexer.report import IngestReport
 class JobKinds:
     """Runs a job's spec through the indexer; the catalog resolves sources and document ids."""
 
-    def __init__(self, catalog: Catalog) -> None:
-        self.catalog = catalog
+    def __init__(self, catalog: Catalog, max_chars: int | None = None) -> None:
+        self.catalog, self.max_chars = catalog, max_chars  # max_chars: text one file job may ingest
+
+    def discard_refused(self, kind: str, spec: dict[str, Any]) -> None:
+        """Remove an upload job's saved files that no document came of (refused, failed or cancelled), so
+        refused uploads do not pile up unrecorded in the uploads folder."""
+        if kind != "upload":
+            return
+        row = self.catalog.collection(spec["collection"])
+        states = self.catalog.document_states(row.id, sources=spec["paths"]) if row is not None else {}
+        for name in spec["paths"]:
+            if name not in states:
+                Path(name).unlink(missing_ok=True)
 
     def execute(self, kind: str, spec: dict[str, Any], indexer: Indexer) -> dict[str, Any]:
         """Run one job of `kind` through `indexer`; returns its report as JSON."""
         collection = spec["collection"]
+        indexer.use_engine(spec.get("engine", "local"))  # 'ray': ALMANAC_INGEST__RAY_ADDRESS or local
         if kind == "folder":
-            return indexer.ingest_paths([Path(spec["path"])], collection).as_json()
+            return indexer.ingest_paths([Path(spec["path"])], collection, max_chars=self.max_chars).as_json()
         if kind == "upload":
             paths = [Path(p) for p in spec["paths"]]
-            result = indexer.ingest_paths(paths, collection).as_json()
+            result = indexer.ingest_paths(paths, collection, max_chars=self.max_chars).as_json()
             return result | {"documents": self._document_ids(paths, collection)}
         if kind == "database":
             return self._ingest_database(spec, indexer).as_json()
+        if kind == "repair":
+            return indexer.compact(collection).as_json()
         if kind == "delete":
             report = indexer.delete(spec["sources"], collection)
             for name in spec.get("files", []):

@@ -12,6 +12,7 @@ of, registers none by URL (sources are shared by every collection), and its mess
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -52,15 +53,18 @@ class JobRequest:
         """
         kind = body.get("kind")
         collection = body.get("collection") or self.settings.default_collection
+        # Only a Ray job records its engine: local jobs keep the spec (and idempotency match) they had.
+        engine = {"engine": "ray"} if self.engine(body.get("engine")) == "ray" else {}
         if kind == "folder":
-            return kind, {"path": str(self.folder(str(body.get("path") or ""))), "collection": collection}
+            path = str(self.folder(str(body.get("path") or "")))
+            return kind, {"path": path, "collection": collection} | engine
         if kind == "database":
             source = self.source(body.get("source"), body.get("url"), body.get("name"), visible)
             return kind, {
                 "source": source,
                 "tables": self.tables(body.get("tables")),
                 "collection": collection,
-            }
+            } | engine
         raise InputError(f"unknown job kind {kind!r}; use 'folder' or 'database'")
 
     def folder(self, path: str) -> Path:
@@ -107,6 +111,20 @@ class JobRequest:
             names = ", ".join(sorted(known)) or "(none; give `url` instead)"
             raise InputError(f"unknown source {source!r}; registered sources: {names}")
         return source
+
+    @staticmethod
+    def engine(engine: object) -> str:
+        """'local' (default) or 'ray': parsing, chunking and embedding on Ray (the server commits)."""
+        if engine in (None, "local"):
+            return "local"
+        if engine != "ray":
+            raise InputError(f"unknown engine {engine!r}; use 'local' or 'ray'")
+        if importlib.util.find_spec("ray") is None:
+            raise InputError(
+                "engine 'ray' needs the ray extra on the server (pip install 'almanac[ray]'); "
+                "use engine 'local' until it is installed"
+            )
+        return "ray"
 
     @staticmethod
     def tables(tables: object) -> list[str]:

@@ -9,33 +9,46 @@ Each job holds almanac.indexer.writer_lock.WriterLock while it runs; when anothe
 ingest` in a shell) holds it, the job waits and its ``message`` says by whom. The indexer commits in batches
 and publishes a new index version per batch, which the Retriever picks up on its next search. `stop()` ends
 the running job between items and puts it back in the queue; `start()` requeues jobs a dead server left
-running, so every job eventually runs to the end.
+running, so every job eventually runs to the end. `cancel()` ends a job for good (DELETE /v1/jobs/{id}).
+Keys share the worker fairly (server/jobs/fair_share.py): owners take turns, and a job that has run for
+``server.job_slice_s`` while another key waits goes back to the queue between items.
 """
 
 from __future__ import annotations
 
+import builtins
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import anyio
 import anyio.to_thread
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from almanac.core.catalog import Catalog
-from almanac.core.errors import AlmanacError, LockedError
+from almanac.core.errors import AlmanacError
 from almanac.core.settings import Settings
 from almanac.indexer.pipeline import Indexer
 from almanac.indexer.report import Progress
-from almanac.indexer.writer_lock import WriterLock
+from almanac.server.jobs.fair_share import OPEN_OWNER, FairShare
 from almanac.server.jobs.kinds import JobKinds, job_target
+from almanac.server.jobs.progress import (
+    JobCancelledError,
+    JobInterruptedError,
+    JobProgress,
+    StopSignals,
+    writer_lock,
+)
 from almanac.server.jobs.request import JobRequest
-from almanac.server.jobs.store import JobInterruptedError, JobProgress, JobStore, JobView
+from almanac.server.jobs.store import JobStore, JobView
 
 log = logging.getLogger(__name__)
+
+CATALOG_LOST = (OperationalError, InterfaceError)  # the catalog database is down or unreachable
 
 IndexerFactory = Callable[[Progress], Indexer]
 
@@ -58,9 +71,11 @@ class JobRunner:
         self.settings, self.catalog, self.indexer_factory = settings, catalog, indexer_factory
         self.store = JobStore(catalog)
         self.requests = JobRequest(settings, catalog)
-        self.kinds = JobKinds(catalog)
+        self.kinds = JobKinds(catalog, settings.server.max_job_text_chars or None)
         self.poll_s, self.lock_poll_s = poll_s, lock_poll_s
         self._stopping = threading.Event()
+        self.share = FairShare(settings.server.job_slice_s)
+        self.signals = StopSignals(self._stopping, self.share, self.store.others_queued)
         self._changed = threading.Condition()  # notified on submit (wakes the worker) and on each finish
         self._thread: threading.Thread | None = None
 
@@ -93,34 +108,60 @@ class JobRunner:
         body: dict[str, Any],
         idempotency_key: str | None = None,
         visible: Callable[[str], bool] | None = None,
+        owner: str = OPEN_OWNER,
     ) -> JobView:
         """Validate and queue a client job (`folder` or `database`); same key, same job.
 
-        `visible(source)` scopes a bound caller's database jobs to its collection's sources.
+        `visible(source)` scopes a bound caller's database jobs to its collection's sources; `owner` (the
+        caller's key prefix) gets its fair share of the worker.
         """
         kind, spec = self.requests.client_job(body, visible)
-        return self._queue(kind, spec, idempotency_key)
+        return self._queue(kind, spec | {"owner": owner}, idempotency_key)
 
     def submit_upload(
-        self, paths: list[Path], digests: list[str], collection: str, idempotency_key: str | None = None
+        self,
+        paths: list[Path],
+        digests: list[str],
+        collection: str,
+        idempotency_key: str | None = None,
+        owner: str = OPEN_OWNER,
     ) -> JobView:
         """Queue the ingest of files already saved under the uploads folder (`digests`: their sha256)."""
-        return self._queue("upload", _upload_spec(paths, digests, collection), idempotency_key)
+        return self._queue("upload", _upload_spec(paths, digests, collection, owner), idempotency_key)
 
     def find_upload(
-        self, paths: list[Path], digests: list[str], collection: str, idempotency_key: str
+        self, paths: list[Path], digests: list[str], collection: str, idempotency_key: str, owner: str
     ) -> JobView | None:
         """The upload job already made under this key for the same files; InputError for other files."""
-        return self.store.find(idempotency_key, "upload", _upload_spec(paths, digests, collection))
+        return self.store.find(idempotency_key, "upload", _upload_spec(paths, digests, collection, owner))
 
     def submit_delete(self, sources: list[str], collection: str, files: list[Path]) -> JobView:
         """Queue the removal of documents (and of the uploaded `files` behind them)."""
         spec = {"sources": sources, "collection": collection, "files": [str(f) for f in files]}
         return self._queue("delete", spec, None)
 
+    def submit_repair(self, collection: str) -> JobView | None:
+        """Queue the rewrite of a collection's index from the catalog (its files failed verification), unless
+        a repair of it is already queued or running; returns the new job."""
+        if self.store.active("repair", collection):
+            return None
+        log.warning("event=index_repair_queued collection=%s", collection)
+        return self._queue("repair", {"collection": collection, "owner": "server"}, None)
+
     def get(self, job_id: str) -> JobView:
         """The job's current state."""
         return self.store.get(job_id)
+
+    def cancel(self, job_id: str) -> JobView:
+        """Cancel a job: a queued one at once, a running one between items (committed work stays)."""
+        before = self.store.get(job_id)
+        job = self.store.cancel(job_id)
+        if job.state == "cancelling":
+            self.signals.cancelled.add(job_id)
+        elif before.state == "queued" and job.state == "cancelled":
+            kind, spec = self.store.spec_of(job_id)
+            self.kinds.discard_refused(kind, spec)
+        return job
 
     def list(self, limit: int = 50, offset: int = 0, collection: str | None = None) -> list[JobView]:
         """Jobs, newest first; only `collection`'s when given."""
@@ -159,7 +200,7 @@ class JobRunner:
     def _work(self) -> None:
         while not self._stopping.is_set():
             try:
-                job = self.store.claim_next()
+                job = self.store.claim_next(self.share.pick)
             except Exception:  # the catalog is down: keep the worker alive and retry
                 log.exception("event=job_claim_failed")
                 job = None
@@ -175,48 +216,50 @@ class JobRunner:
                 self._changed.notify_all()
 
     def _run(self, job_id: str, kind: str, spec: dict[str, Any]) -> None:
-        progress = JobProgress(self.store, job_id, self._stopping)
-        log.info("event=job_started job=%s kind=%s", job_id, kind)
+        owner, started = spec.get("owner", OPEN_OWNER), time.monotonic()
+        self.share.served(owner, started)
+        progress = JobProgress(self.store, job_id, partial(self.signals.check, job_id, owner, started))
+        log.info("event=job_started job=%s kind=%s owner=%s", job_id, kind, owner)
         errors: list[dict[str, str]] = []
         try:
-            with self._writer_lock(progress):
+            with writer_lock(self.settings.home, self.lock_poll_s, progress):
                 report = self.kinds.execute(kind, spec, self.indexer_factory(progress))
             progress.state["report"] = report
             errors = report["failed"]
             state = "succeeded"
         except JobInterruptedError:
-            state = "queued"  # resumes on the next start
+            state = "queued"  # resumes on a later turn or the next start
+        except JobCancelledError:
+            state = "cancelled"
+        except CATALOG_LOST as exc:  # the catalog went away: run the job again once it is back
+            log.warning("event=job_catalog_lost job=%s reason=%s", job_id, str(exc).splitlines()[0][:200])
+            state = "queued"
         except AlmanacError as exc:
             errors, state = [{"source": job_target(kind, spec), "reason": str(exc)}], "failed"
         except Exception as exc:
             log.exception("event=job_crashed job=%s", job_id)
             reason = f"internal error ({type(exc).__name__}); see the server log"
             errors, state = [{"source": job_target(kind, spec), "reason": reason}], "failed"
+        self.signals.cancelled.discard(job_id)
+        if state in ("cancelled", "failed") or errors:
+            self.kinds.discard_refused(kind, spec)
         progress.state.pop("message", None)
-        self.store.finish(job_id, state, progress.state, errors)
+        self._record(job_id, state, progress.state, errors)
         log.info("event=job_finished job=%s state=%s errors=%d", job_id, state, len(errors))
 
-    @contextmanager
-    def _writer_lock(self, progress: JobProgress) -> Iterator[None]:
-        """Hold the writer lock, waiting (and saying so in the job) while another writer has it."""
+    def _record(
+        self, job_id: str, state: str, progress: dict[str, Any], errors: builtins.list[dict[str, str]]
+    ) -> None:
+        """Store a job's outcome, retrying while the catalog cannot be reached (until the runner stops; a
+        job still marked running is requeued by the next start)."""
         while True:
-            lock = WriterLock(self.settings.home, self.lock_poll_s)
             try:
-                lock.__enter__()
-                break
-            except LockedError as exc:
-                if "message" not in progress.state:
-                    holder = str(exc).split(";")[0]
-                    progress.note(f"waiting for the writer lock: {holder}")
-                if self._stopping.is_set():
-                    raise JobInterruptedError from None
-        try:
-            if "message" in progress.state:
-                progress.note(None)
-            yield
-        finally:
-            lock.__exit__(None, None, None)
+                self.store.finish(job_id, state, progress, errors)
+                return
+            except CATALOG_LOST:
+                if self._stopping.wait(self.poll_s):
+                    raise
 
 
-def _upload_spec(paths: list[Path], digests: list[str], collection: str) -> dict[str, Any]:
-    return {"paths": [str(p) for p in paths], "sha256": digests, "collection": collection}
+def _upload_spec(paths: list[Path], digests: list[str], collection: str, owner: str) -> dict[str, Any]:
+    return {"paths": [str(p) for p in paths], "sha256": digests, "collection": collection, "owner": owner}

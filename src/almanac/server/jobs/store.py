@@ -2,8 +2,10 @@
 
 A job's ``progress`` JSON holds ``{items, chunks, total}`` plus two keys the view lifts out: ``message``
 (e.g. "waiting for the writer lock ...") and ``report`` (the indexer's report once the job is done). States
-move queued -> running -> succeeded | failed; a job found running when the server starts goes back to
-queued (ingest is idempotent, so running it again is correct).
+move queued -> running -> succeeded | failed, or to cancelled (DELETE /v1/jobs/{id}: at once when queued,
+through ``cancelling`` between items when running). A job found running when the server starts goes back
+to queued (ingest is idempotent, so running it again is correct); one found cancelling ends cancelled.
+A job's owner (the key prefix that queued it) is kept in its spec, for the worker's fair share.
 """
 
 from __future__ import annotations
@@ -11,79 +13,24 @@ from __future__ import annotations
 import builtins
 import logging
 import secrets
-import threading
-import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from almanac.core.catalog import Catalog
 from almanac.core.catalog_schema import JobRow, utcnow
 from almanac.core.errors import InputError, NotFoundError
+from almanac.server.jobs.fair_share import OPEN_OWNER
+from almanac.server.jobs.job_view import FINAL_STATES, JobView
+
+__all__ = ["FINAL_STATES", "ClaimedJob", "JobStore", "JobView"]
 
 log = logging.getLogger(__name__)
 
-FINAL_STATES = frozenset({"succeeded", "failed"})
-
-
-@dataclass(frozen=True, slots=True)
-class JobView:
-    """A job as the API shows it."""
-
-    id: str
-    kind: str
-    state: str
-    collection: str | None
-    progress: dict[str, Any]
-    errors: list[dict[str, str]]
-    report: dict[str, Any] | None
-    message: str | None
-    created_at: datetime
-    updated_at: datetime
-
-    @classmethod
-    def of(cls, row: JobRow) -> JobView:
-        """The view of a catalog row."""
-        stored = dict(row.progress or {})
-        report, message = stored.pop("report", None), stored.pop("message", None)
-        progress = {"items": stored.get("items", 0), "chunks": stored.get("chunks", 0)}
-        progress["total"] = stored.get("total")
-        collection = (row.spec or {}).get("collection")
-        return cls(
-            row.id,
-            row.kind,
-            row.state,
-            collection,
-            progress,
-            list(row.errors or []),
-            report,
-            message,
-            row.created_at,
-            row.updated_at,
-        )
-
-    @property
-    def done(self) -> bool:
-        """True once the job succeeded or failed."""
-        return self.state in FINAL_STATES
-
-    def as_json(self) -> dict[str, Any]:
-        """Plain JSON for responses."""
-        return {
-            "id": self.id,
-            "kind": self.kind,
-            "state": self.state,
-            "collection": self.collection,
-            "progress": self.progress,
-            "errors": self.errors,
-            "report": self.report,
-            "message": self.message,
-            "created_at": self.created_at.isoformat(),
-            "updated_at": self.updated_at.isoformat(),
-        }
+_FAIR_WINDOW = 1000  # queued jobs the fair pick looks at (the oldest ones)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +95,24 @@ class JobStore:
                 raise NotFoundError(f"no job {job_id!r}; GET /v1/jobs lists the jobs")
             return JobView.of(row)
 
+    def active(self, kind: str, collection: str) -> bool:
+        """True when a job of `kind` on `collection` is queued or running."""
+        query = select(JobRow.id).where(
+            JobRow.kind == kind,
+            JobRow.state.in_(("queued", "running")),
+            JobRow.spec["collection"].as_string() == collection,
+        )
+        with self.catalog.transaction() as s:
+            return s.scalar(query.limit(1)) is not None
+
+    def spec_of(self, job_id: str) -> tuple[str, dict[str, Any]]:
+        """(kind, spec) of a job, or NotFoundError."""
+        with self.catalog.transaction() as s:
+            row = s.get(JobRow, job_id)
+            if row is None:
+                raise NotFoundError(f"no job {job_id!r}; GET /v1/jobs lists the jobs")
+            return row.kind, dict(row.spec)
+
     def list(self, limit: int = 50, offset: int = 0, collection: str | None = None) -> list[JobView]:
         """Jobs, newest first; only `collection`'s when given (filtered before the page is cut)."""
         query = select(JobRow)
@@ -157,29 +122,56 @@ class JobStore:
         with self.catalog.transaction() as s:
             return [JobView.of(row) for row in s.scalars(query)]
 
-    def claim_next(self) -> ClaimedJob | None:
-        """Mark the oldest queued job running and return it; None when none is queued."""
+    def claim_next(
+        self, pick: Callable[[Sequence[tuple[str, str]]], str | None] | None = None
+    ) -> ClaimedJob | None:
+        """Mark a queued job running and return it: the oldest, or the one `pick` chooses from the oldest
+        (job id, owner) pairs; None when none is queued."""
         with self.catalog.transaction() as s:
-            query = select(JobRow).where(JobRow.state == "queued").order_by(JobRow.created_at, JobRow.id)
-            row = s.scalar(query.limit(1))
-            if row is None:
+            query = select(JobRow.id, _owner()).where(JobRow.state == "queued")
+            queued = list(
+                s.execute(query.order_by(JobRow.created_at, JobRow.id).limit(_FAIR_WINDOW)).tuples()
+            )
+            chosen = (pick(queued) if pick else None) or (queued[0][0] if queued else None)
+            if chosen is None:
                 return None
             # The state guard makes the claim atomic even if another process looks at the same row.
             claimed = cast(  # an UPDATE returns a CursorResult; Session.execute is typed as Result
                 CursorResult[Any],
                 s.execute(
                     update(JobRow)
-                    .where(JobRow.id == row.id, JobRow.state == "queued")
+                    .where(JobRow.id == chosen, JobRow.state == "queued")
                     .values(state="running", updated_at=utcnow())
                 ),
             )
-            if claimed.rowcount != 1:
+            row = s.get(JobRow, chosen)
+            if claimed.rowcount != 1 or row is None:
                 return None
             return ClaimedJob(row.id, row.kind, dict(row.spec))
 
-    def requeue_running(self) -> builtins.list[str]:  # `list` here is the method above
-        """Put jobs left running by a stopped server back in the queue; returns their ids."""
+    def others_queued(self, owner: str) -> bool:
+        """True when an owner other than `owner` has a job queued."""
+        query = select(JobRow.id).where(JobRow.state == "queued", _owner() != owner).limit(1)
         with self.catalog.transaction() as s:
+            return s.scalar(query) is not None
+
+    def cancel(self, job_id: str) -> JobView:
+        """Cancel a queued job at once, or mark a running one ``cancelling`` (the worker stops it between
+        items); a finished job is left as it is. Returns the job as it now stands."""
+        with self.catalog.transaction() as s:
+            for before, after in (("queued", "cancelled"), ("running", "cancelling")):
+                s.execute(
+                    update(JobRow)
+                    .where(JobRow.id == job_id, JobRow.state == before)
+                    .values(state=after, updated_at=utcnow())
+                )
+        return self.get(job_id)
+
+    def requeue_running(self) -> builtins.list[str]:  # `list` here is the method above
+        """Put jobs left running by a stopped server back in the queue (and end those it was cancelling);
+        returns the requeued ids."""
+        with self.catalog.transaction() as s:
+            s.execute(update(JobRow).where(JobRow.state == "cancelling").values(state="cancelled"))
             ids = list(s.scalars(select(JobRow.id).where(JobRow.state == "running")))
             if ids:
                 s.execute(
@@ -206,43 +198,6 @@ class JobStore:
             )
 
 
-class JobInterruptedError(Exception):
-    """Raised inside a job when the runner stops; the job goes back to the queue."""
-
-
-class JobProgress:
-    """indexer.report.Progress that writes a job's counters to the catalog, at most every `interval_s`."""
-
-    def __init__(
-        self, store: JobStore, job_id: str, stopping: threading.Event, interval_s: float = 0.5
-    ) -> None:
-        self.store, self.job_id, self.stopping, self.interval_s = store, job_id, stopping, interval_s
-        self.state: dict[str, Any] = {"items": 0, "chunks": 0, "total": None}
-        self._written = 0.0
-
-    def start(self, total_items: int | None) -> None:
-        """Work begins (counters restart: a resumed job counts again from zero)."""
-        self.state.update(items=0, chunks=0, total=total_items)
-        self.flush()
-
-    def advance(self, items: int = 0, chunks: int = 0) -> None:
-        """Count; write when the interval passed; stop the job between items when the runner stops."""
-        self.state["items"] += items
-        self.state["chunks"] += chunks
-        if self.stopping.is_set():
-            raise JobInterruptedError
-        if time.monotonic() - self._written >= self.interval_s:
-            self.flush()
-
-    def note(self, message: str | None) -> None:
-        """Show a message (or clear it) in the job's state right away."""
-        if message is None:
-            self.state.pop("message", None)
-        else:
-            self.state["message"] = message
-        self.flush()
-
-    def flush(self) -> None:
-        """Write the counters now."""
-        self._written = time.monotonic()
-        self.store.set_progress(self.job_id, dict(self.state))
+def _owner() -> Any:
+    """The SQL expression of a job's owner (jobs queued before owners were recorded count as open)."""
+    return func.coalesce(JobRow.spec["owner"].as_string(), OPEN_OWNER)

@@ -36,6 +36,11 @@ class Principal:
         return SCOPES.index(self.scope) >= SCOPES.index(scope)
 
     @property
+    def owner(self) -> str:
+        """Who owns the jobs this principal queues (its key prefix; "open" without keys)."""
+        return self.key_prefix or "open"
+
+    @property
     def bound(self) -> bool:
         """True when the key is bound to one collection."""
         return self.collection is not None

@@ -59,6 +59,9 @@ class Retriever:
         than `embedder`'s (core/precision_embedders.py); without it such a collection is refused."""
         self.catalog, self.embedder, self.store, self.settings = catalog, embedder, store, settings
         self.embedder_for = embedder_for
+        # Called with a collection's name when its files failed verification and it is served from an index
+        # rebuilt in memory; the server queues a repair job there, which writes the index back as the writer.
+        self.on_rebuilt: Callable[[str], object] | None = None
         self._served: dict[str, Snapshot] = {}
         self._lock = threading.Lock()
 
@@ -93,6 +96,8 @@ class Retriever:
             started = time.perf_counter()
             fresh = self.store.load(self.catalog, row.name, previous=served)
             self._served[row.name] = fresh
+            if fresh.rebuilt and self.on_rebuilt is not None:
+                self.on_rebuilt(row.name)
             log.info(
                 "event=snapshot_loaded collection=%s version=%d vectors=%d segments=%d delta=%s seconds=%.3f",
                 row.name,

@@ -1,8 +1,10 @@
 """GET /v1/adapters, POST /v1/adapters/{name}/promote, POST /v1/adapters/rollback (admin keys only).
 
 Promotion and rollback move the registry's default-adapter pointer; the server reads it per request, so the
-next answer uses the new default without a restart. The default serves every collection, so an admin key
-bound to one collection may list adapters but not move the default.
+next answer uses the new default without a restart. With a model server (ALMANAC_CHAT__BACKEND=openai), it
+is made to serve the adapter (vLLM loads it at run time) before the pointer moves, unless `force`. The
+default serves every collection, so an admin key bound to one collection may list adapters but not move the
+default.
 """
 
 from __future__ import annotations
@@ -75,6 +77,8 @@ async def promote_adapter(
 ) -> AdapterPromoteResponse:
     """Make `name` the default adapter (refused when its evaluation is worse, unless force)."""
     _check_unbound(principal)
+    if services.settings.chat.backend == "openai" and not force:  # the model server serves it first
+        await run_in_threadpool(services.chat.ensure_adapter, name)
     previous = await run_in_threadpool(services.registry.promote, name, force)
     audit("adapter_promoted", principal.key_prefix or "anonymous", name=name, previous=previous, force=force)
     return AdapterPromoteResponse(default=name, previous=previous)

@@ -1,4 +1,4 @@
-"""POST /v1/documents (multipart upload), GET /v1/documents, DELETE /v1/documents/{id}.
+"""POST /v1/documents (multipart upload), GET /v1/documents, DELETE /v1/documents/{id}, GET /v1/collections.
 
 Uploads and deletes run as jobs of the one writer (see server/document_library.py). The request waits up to
 `wait` seconds (default 30): 201 (upload) or 200 (delete) when the job is done, else 202 with the job to
@@ -8,6 +8,7 @@ poll at GET /v1/jobs/{id}. A key bound to a collection reaches only its own: ano
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Header, Query, Response, UploadFile
@@ -20,6 +21,8 @@ from almanac.server.jobs.store import JobView
 from almanac.server.routes.auth import ReadKey, WriteKey
 from almanac.server.routes.deps import ServicesDep
 from almanac.server.routes.job_schemas import (
+    CollectionOut,
+    CollectionsResponse,
     DocumentDeleteResponse,
     DocumentJobResponse,
     DocumentOut,
@@ -64,12 +67,25 @@ async def upload_documents(
     """Save and ingest uploaded files; the response lists the new document ids."""
     name = principal.resolve_collection(collection, services.settings.default_collection)
     files = [(f.filename or "", f.file) for f in file]
-    job = await run_in_threadpool(_library(services).upload, name, files, idempotency_key)
+    upload = partial(_library(services).upload, owner=principal.owner)
+    job = await run_in_threadpool(upload, name, files, idempotency_key)
     job = await services.jobs.wait_async(job.id, wait)
     if not job.done:
         response.status_code = 202
         response.headers["Location"] = f"/v1/jobs/{job.id}"
     return _job_body(job)
+
+
+@router.get("/collections", response_model=CollectionsResponse)
+async def list_collections(principal: ReadKey, services: ServicesDep) -> CollectionsResponse:
+    """The collections the key can see (a bound key: its own), with document and chunk counts."""
+    catalog = services.catalog
+    names = await run_in_threadpool(catalog.collection_names)
+    stats = [await run_in_threadpool(catalog.stats, n) for n in names if principal.collection in (None, n)]
+    return CollectionsResponse(
+        default=principal.collection_or(services.settings.default_collection),
+        collections=[CollectionOut(name=s.name, documents=s.documents, chunks=s.chunks) for s in stats],
+    )
 
 
 @router.get("/documents", response_model=DocumentsResponse, responses=error_responses(404))

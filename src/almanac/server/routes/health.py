@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
+from almanac.server.http.error_responses import CATALOG_ERRORS, CATALOG_RETRY_S
 from almanac.server.http.metrics import CONTENT_TYPE
 from almanac.server.routes.auth import ReadKey
 from almanac.server.routes.deps import ServicesDep
@@ -26,9 +28,17 @@ async def healthz() -> HealthResponse:
     responses={503: {"model": ReadinessResponse, "description": "Loading, or the warm-up failed"}},
 )
 async def readyz(services: ServicesDep) -> JSONResponse:
-    """200 once the warm-up loaded the models and the default collection; 503 before or after a failure."""
+    """200 once the warm-up loaded the models and the default collection, while the catalog database
+    answers; 503 before, after a failure, or while the catalog cannot be reached."""
     readiness = services.readiness
-    return JSONResponse(readiness.as_json(), status_code=200 if readiness.ready else 503)
+    if not readiness.ready:
+        return JSONResponse(readiness.as_json(), status_code=503)
+    try:
+        await run_in_threadpool(services.catalog.ping)
+    except CATALOG_ERRORS:
+        body = {"status": "unavailable", "detail": "the catalog database cannot be reached"}
+        return JSONResponse(body, status_code=503, headers={"Retry-After": str(CATALOG_RETRY_S)})
+    return JSONResponse(readiness.as_json())
 
 
 # response_class=Response: no JSON body is declared for 200, and the JSON errors keep application/json.

@@ -18,6 +18,8 @@ class JobProgressOut(ResponseModel):
     items: int = Field(description="files or rows read")
     chunks: int = Field(description="chunks committed")
     total: int | None = Field(description="files or rows to read, when known")
+    chunks_per_s: float | None = Field(None, description="chunks committed per second so far")
+    eta_s: float | None = Field(None, description="seconds left, estimated from the items done (total known)")
 
 
 class JobErrorOut(ResponseModel):
@@ -28,11 +30,11 @@ class JobErrorOut(ResponseModel):
 
 
 class JobOut(ResponseModel):
-    """A job's state: queued -> running -> succeeded | failed."""
+    """A job's state: queued -> running -> succeeded | failed, or cancelled (through cancelling)."""
 
     id: str = Field(examples=["job_1a2b3c4d5e6f7a8b"])
-    kind: Literal["folder", "database", "upload", "delete"]
-    state: Literal["queued", "running", "succeeded", "failed"]
+    kind: Literal["folder", "database", "upload", "delete", "repair"]
+    state: Literal["queued", "running", "succeeded", "failed", "cancelling", "cancelled"]
     collection: str | None
     progress: JobProgressOut
     errors: list[JobErrorOut]
@@ -72,6 +74,21 @@ class DocumentsResponse(ResponseModel):
     offset: int
     limit: int
     next_offset: int | None = Field(description="offset of the next page; null on the last page")
+
+
+class CollectionOut(ResponseModel):
+    """A collection and its counts."""
+
+    name: str
+    documents: int
+    chunks: int
+
+
+class CollectionsResponse(ResponseModel):
+    """GET /v1/collections: the collections the key can see, and the one used when a call names none."""
+
+    default: str = Field(description="the collection a call that names none uses (it may not exist yet)")
+    collections: list[CollectionOut]
 
 
 class DocumentRef(ResponseModel):

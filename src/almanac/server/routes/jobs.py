@@ -11,16 +11,19 @@ from __future__ import annotations
 from functools import partial
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Header, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from almanac.core.errors import ForbiddenError, NotFoundError
+from almanac.server.jobs.store import JobView
+from almanac.server.keys.principal import Principal
 from almanac.server.routes.auth import ReadKey, WriteKey
 from almanac.server.routes.deps import ServicesDep
 from almanac.server.routes.job_schemas import JobOut, JobsResponse
 from almanac.server.routes.params import Offset
 from almanac.server.routes.schemas import error_responses
+from almanac.server.services import Services
 
 router = APIRouter(prefix="/v1", tags=["jobs"], responses=error_responses(401, 403, 422, 429))
 
@@ -47,6 +50,12 @@ class JobCreate(BaseModel):
     url: str | None = Field(None, min_length=1, max_length=2048)
     name: str | None = Field(None, min_length=1, max_length=128)
     tables: list[Annotated[str, Field(min_length=1, max_length=256)]] | None = Field(None, max_length=100)
+    engine: Literal["local", "ray"] = Field(
+        "local",
+        description="where files or rows are parsed, chunked and embedded: 'local' (the server) or 'ray' "
+        "(a Ray Data pipeline on ALMANAC_INGEST__RAY_ADDRESS, else a local Ray; needs the ray extra); the "
+        "server commits either way",
+    )
 
 
 @router.post("/jobs", status_code=202, response_model=JobOut, responses=error_responses(400, 413))
@@ -66,18 +75,34 @@ async def create_job(
     collection = principal.resolve_collection(body.collection, services.settings.default_collection)
     visible = partial(services.catalog.holds_rows, collection) if principal.bound else None
     request = body.model_dump(exclude_none=True) | {"collection": collection}
-    job = await run_in_threadpool(services.jobs.submit, request, key, visible)
+    job = await run_in_threadpool(partial(services.jobs.submit, owner=principal.owner), request, key, visible)
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     return job.as_json()
 
 
+JobId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_]+$")]
+
+
 @router.get("/jobs/{job_id}", response_model=JobOut, responses=error_responses(404))
-async def get_job(job_id: str, principal: ReadKey, services: ServicesDep) -> dict[str, Any]:
-    """The job's state, progress, per-item errors and (when done) its report."""
+async def get_job(job_id: JobId, principal: ReadKey, services: ServicesDep) -> dict[str, Any]:
+    """The job's state, progress (with chunks/s and ETA), per-item errors and (when done) its report."""
+    return (await _visible_job(job_id, principal, services)).as_json()
+
+
+@router.delete("/jobs/{job_id}", response_model=JobOut, responses=error_responses(404))
+async def cancel_job(job_id: JobId, principal: WriteKey, services: ServicesDep) -> dict[str, Any]:
+    """Cancel a job: a queued one at once; a running one stops between files (state `cancelling`, then
+    `cancelled`). What it committed before stays (delete those documents to remove it); a finished job is
+    returned unchanged. Uploaded files no document came of are removed."""
+    await _visible_job(job_id, principal, services)
+    return (await run_in_threadpool(services.jobs.cancel, job_id)).as_json()
+
+
+async def _visible_job(job_id: str, principal: Principal, services: Services) -> JobView:
     job = await run_in_threadpool(services.jobs.get, job_id)
     if principal.bound and job.collection != principal.collection:
         raise NotFoundError(f"no job {job_id!r}; GET /v1/jobs lists the jobs")  # as for an unknown id
-    return job.as_json()
+    return job
 
 
 @router.get("/jobs", response_model=JobsResponse)

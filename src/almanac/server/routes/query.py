@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from starlette.concurrency import run_in_threadpool
 
 from almanac.core.errors import AlmanacError
+from almanac.core.types import ChatMessage
 from almanac.server.answering.answer import Answer, Ask, Prepared
 from almanac.server.http.client_watch import run_while_connected
 from almanac.server.http.error_responses import classify, error_body
@@ -41,6 +42,15 @@ router = APIRouter(tags=["query"], responses=error_responses(400, 401, 403, 404,
 # Absolute caps; the configured (smaller) limits are checked by server.limits at run time.
 _TEXT = Field(min_length=1, max_length=100_000)
 _NAME = Field(None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+MAX_HISTORY = 6  # earlier turns kept, as for /v1/chat/completions: the small models have short windows
+
+
+class Turn(BaseModel):
+    """An earlier turn of the conversation (the web page sends its own)."""
+
+    model_config = ConfigDict(extra="forbid")
+    role: Literal["user", "assistant"]
+    content: str = Field(max_length=100_000)
 
 
 class QueryRequest(BaseModel):
@@ -66,6 +76,12 @@ class QueryRequest(BaseModel):
     max_tokens: int | None = Field(None, ge=1, le=100_000)
     stream: StrictBool = False
     filter: SearchFilterBody | None = Field(None, description="only sources that meet these conditions")
+    history: list[Turn] = Field(
+        default_factory=list,
+        max_length=256,
+        description=f"earlier turns, oldest first (the last {MAX_HISTORY} are used); the question is "
+        "searched with their context",
+    )
 
 
 class SearchRequest(BaseModel):
@@ -106,7 +122,8 @@ async def query(
     """Answer a question from the collection, with sources and checked citations."""
     collection = principal.resolve_collection(body.collection, services.settings.default_collection)
     where = body.filter.to_filter() if body.filter else None
-    ask = Ask(body.question, collection, body.top_k, body.adapter, body.max_tokens, where=where)
+    history = [ChatMessage(t.role, t.content) for t in body.history if t.content.strip()][-MAX_HISTORY:]
+    ask = Ask(body.question, collection, body.top_k, body.adapter, body.max_tokens, history, where)
     ask.caller = caller_of(request)  # fair queueing and the token budget
     if body.stream:
         return await _stream(request, services, ask)

@@ -171,6 +171,19 @@ class Usage(ResponseModel):
     total_tokens: int
 
 
+class ToolCallOut(ResponseModel):
+    """A lookup the chat model called while answering (a refused call has ok false and the reason)."""
+
+    name: str = Field(examples=["count"], description="lookup, count, min or max; 'invalid': unparsable")
+    arguments: dict[str, Any] = Field(examples=[{"table": "shop.bikes", "where": {"colour": "slate"}}])
+    ok: bool
+    error: str | None = Field(description="why the call was refused; null: it ran")
+    source: str | None
+    table: str | None
+    rows: list[dict[str, Any]] = Field(description="rows returned by lookup (also listed as sources)")
+    value: Any = Field(description="the count, min or max; null for lookup")
+
+
 class QueryResponse(ResponseModel):
     """POST /v1/query, not streamed: the answer with its sources and checked citations."""
 
@@ -188,6 +201,10 @@ class QueryResponse(ResponseModel):
     claims: list[ClaimOut]
     warnings: list[str] = Field(
         description="sources left out, e.g. rows of a source database that was down", examples=[[]]
+    )
+    tool_calls: list[ToolCallOut] = Field(
+        description="lookups the model called (answer.max_tool_calls); their rows follow the retrieved "
+        "sources, with id 0"
     )
 
 
@@ -248,7 +265,8 @@ class HealthResponse(ResponseModel):
 
 
 class ReadinessResponse(ResponseModel):
-    """GET /readyz (200 when ready, 503 while loading or after a failed warm-up)."""
+    """GET /readyz (200 when ready; 503 while loading, after a failed warm-up, or while the catalog database
+    cannot be reached: status "unavailable")."""
 
-    status: Literal["loading", "ready", "failed"]
+    status: Literal["loading", "ready", "failed", "unavailable"]
     detail: str = Field(examples=["models loaded"])

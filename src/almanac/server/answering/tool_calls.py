@@ -1,0 +1,90 @@
+"""The tool loop: the chat model may call the guarded lookups before it answers.
+
+When the question's collection holds rows of allow-listed tables (``server.lookup_tables``), the prompt
+offers the lookup tools (core/lookup_tool.py). Each reply that holds a ``<tool_call>`` is checked and run by
+the same guard as /v1/lookup, scoped to the collection (server/retrieval/lookup_tools.py); the result goes
+back as a `tool` message (data, never instructions) and the model is asked again. At most
+``answer.max_tool_calls`` calls run per answer (0: no tools); after that the model must answer. The calls
+and their rows are kept on the Prepared, so the answer lists them and cites the rows as sources.
+
+    loop = ToolCalls(settings, sources)
+    completion = loop.complete(chat, prepared)   # prepared.tool_calls, prepared.hits += returned rows
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+
+from almanac.core.lookup_tool import offer_tools, strip_calls, tool_message, tool_schemas
+from almanac.core.ports import ChatModel
+from almanac.core.prompt import NO_ANSWER
+from almanac.core.settings import Settings
+from almanac.core.types import ChatMessage, Completion
+from almanac.server.answering.answer import Prepared
+from almanac.server.retrieval.lookup_tools import LookupTools, ToolOutcome
+from almanac.server.retrieval.source_registry import SourceRegistry
+
+log = logging.getLogger(__name__)
+
+
+class ToolCalls:
+    """Offers the lookup tools to the chat model and runs its calls, bounded per answer."""
+
+    def __init__(self, settings: Settings, sources: SourceRegistry) -> None:
+        self.settings, self.sources = settings, sources
+        self.max_calls = settings.answer.max_tool_calls
+
+    def tools_for(self, collection: str) -> LookupTools | None:
+        """The guard scoped to `collection`; None when tools are off or no allow-listed table is open."""
+        if self.max_calls == 0 or not self.settings.server.lookup_tables:
+            return None
+        tools = LookupTools(
+            self.settings.server, self.sources, partial(self.sources.catalog.holds_rows, collection)
+        )
+        return tools if tools.tables() else None
+
+    def complete(self, chat: ChatModel, prepared: Prepared) -> Completion:
+        """The model's final reply, after at most `max_calls` tool calls (blocking; runs on the queue)."""
+        tools = self.tools_for(prepared.collection)
+        if tools is None:
+            return chat.complete(prepared.messages, prepared.max_tokens, prepared.adapter)
+        messages = offer_tools(prepared.messages, tool_schemas(tools.tables()))
+        total = Completion("")
+        for _ in range(self.max_calls + 1):
+            completion = chat.complete(messages, prepared.max_tokens, prepared.adapter)
+            total.prompt_tokens += completion.prompt_tokens
+            total.completion_tokens += completion.completion_tokens
+            total.text, total.finish_reason = completion.text, completion.finish_reason
+            if len(prepared.tool_calls) >= self.max_calls:
+                break
+            outcome = tools.run(completion.text)
+            if outcome is None:
+                return total
+            self._record(prepared, outcome)
+            left = self.max_calls - len(prepared.tool_calls)
+            messages = [*messages, ChatMessage("assistant", completion.text), self._result(outcome, left)]
+        total.text = strip_calls(total.text) or NO_ANSWER  # out of calls: what it said besides the call
+        return total
+
+    @staticmethod
+    def _result(outcome: ToolOutcome, left: int) -> ChatMessage:
+        """What the model is shown: the rows or value, or why the call was refused, and what may follow."""
+        result = outcome.as_json()
+        del result["arguments"]
+        if left <= 0:
+            result["note"] = "no more tool calls; answer now from the context and this result"
+        return tool_message(result)
+
+    @staticmethod
+    def _record(prepared: Prepared, outcome: ToolOutcome) -> None:
+        prepared.tool_calls.append(outcome.as_json())
+        prepared.hits.extend(outcome.hits)
+        log.info(
+            "event=tool_call name=%s ok=%s table=%s rows=%d error=%s",
+            outcome.name,
+            outcome.ok,
+            outcome.table or "-",
+            len(outcome.rows),
+            outcome.error or "-",
+        )
