@@ -15,18 +15,17 @@ loaded at run time).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-import socket
 import threading
-import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from tests import live_uvicorn
 
 BASE_MODEL = "Qwen/Qwen2.5-Coder-1.5B-Instruct"
 
@@ -156,33 +155,6 @@ def backend_app(backend: ScriptedBackend) -> FastAPI:
     return app
 
 
-def free_port() -> int:
-    """A TCP port nothing listens on (now) on loopback."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def serving(app: FastAPI) -> Iterator[str]:
-    """Serve `app` with uvicorn on loopback in a thread; yields its root URL, stops on exit. The socket is
-    bound here, so no other process can take the port between choosing and serving it."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = int(sock.getsockname()[1])
-    config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=2)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="test-model-server")
-    thread.daemon = True
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        sock.close()
+def serving(app: FastAPI) -> contextlib.AbstractContextManager[str]:
+    """Serve the model server app on loopback in a thread (no lifespan); yields its root URL."""
+    return live_uvicorn.serving(app, lifespan="off")

@@ -33,7 +33,8 @@ from almanac.core.openai_chat_model import OpenAIChatModel, defuse_control_token
 from almanac.core.settings import Settings
 from almanac.core.types import ChatMessage
 from almanac.server.app import create_app
-from tests.core.openai_backend import BASE_MODEL, ScriptedBackend, backend_app, free_port, serving
+from tests.core.openai_backend import BASE_MODEL, ScriptedBackend, backend_app, serving
+from tests.live_uvicorn import free_port
 from tests.server.app_fixtures import build_services, make_settings
 from tests.server.corpus import DOCS, index_corpus
 

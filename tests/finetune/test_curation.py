@@ -102,7 +102,7 @@ def test_round_trip_citation_follows_the_source_rank(chunks, retriever):
     """A question that ranks a neighbour first must cite its source as [2], not [1]."""
     mooring = chunks[1]
     record = qa(
-        mooring, "When does the Kestrel Harbor ferry leave, and what is the mooring fee?", "18 crowns"
+        mooring, "What is the mooring fee, and when does the Kestrel Harbor ferry leave?", "18 crowns"
     )
     hits = retriever.search(record.question, "default", 3)
     assert hits[0].chunk_id != mooring.id and mooring.id in [h.chunk_id for h in hits]  # the premise

@@ -6,7 +6,6 @@ need a variation (other server settings, another chat model, a second server) ca
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 from almanac.core.catalog import Catalog
@@ -15,6 +14,9 @@ from almanac.core.ports import ChatModel
 from almanac.core.settings import Settings
 from almanac.server.answering.adapter_policy import AdapterPolicy
 from almanac.server.services import Services
+from tests.live_uvicorn import free_port
+
+__all__ = ["build_services", "free_port", "make_settings"]
 
 
 def make_settings(home: Path, **server: object) -> Settings:
@@ -27,10 +29,3 @@ def build_services(settings: Settings, chat: ChatModel, adapters: AdapterPolicy 
     catalog = Catalog(settings.catalog_url)
     embedder = HashingEmbedder(settings.embedding.hashing_dimension)
     return Services.assemble(settings, catalog, embedder, chat, adapters=adapters)
-
-
-def free_port() -> int:
-    """A free TCP port on loopback."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

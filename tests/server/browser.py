@@ -14,17 +14,15 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 
 from almanac.core.catalog import Catalog
@@ -33,6 +31,7 @@ from almanac.core.settings import Settings
 from almanac.core.source_db import SourceDatabase
 from almanac.indexer.pipeline import Indexer
 from almanac.indexer.writer_lock import WriterLock
+from tests.live_uvicorn import serving
 from tests.server.app_fixtures import free_port
 
 if TYPE_CHECKING:
@@ -145,23 +144,9 @@ def index_samples(settings: Settings, embedder: Embedder) -> Path:
     return db
 
 
-@contextmanager
-def serve(app: FastAPI) -> Iterator[str]:
+def serve(app: FastAPI) -> AbstractContextManager[str]:
     """Serve `app` with uvicorn on a free loopback port in a thread; yields the base URL."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="web-page-uvicorn", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{config.port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
+    return serving(app)
 
 
 @contextmanager

@@ -9,13 +9,11 @@ components around that embedder and a ScriptedChatModel; `client` is a TestClien
 from __future__ import annotations
 
 import os
-import threading
-import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -25,7 +23,8 @@ from almanac.core.settings import ChatSettings, Settings
 from almanac.server.app import create_app
 from almanac.server.services import Services
 from tests.fakes import ScriptedChatModel
-from tests.server.app_fixtures import build_services, free_port, make_settings
+from tests.live_uvicorn import serving
+from tests.server.app_fixtures import build_services, make_settings
 from tests.server.corpus import DOCS, index_corpus, make_shop_db
 
 
@@ -66,26 +65,8 @@ def client(services: Services) -> Iterator[TestClient]:
 @pytest.fixture
 def live_server() -> Iterator[Callable[[FastAPI], str]]:
     """Start uvicorn on a free loopback port in a thread: ``base = live_server(app)``; stopped at teardown."""
-    running: list[tuple[uvicorn.Server, threading.Thread]] = []
-
-    def start(app: FastAPI) -> str:
-        port = free_port()
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, name="test-uvicorn", daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 20
-        while not server.started:
-            if time.monotonic() > deadline or not thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.02)
-        running.append((server, thread))
-        return f"http://127.0.0.1:{port}"
-
-    yield start
-    for server, thread in running:
-        server.should_exit = True
-        thread.join(timeout=15)
+    with ExitStack() as running:
+        yield lambda app: running.enter_context(serving(app))
 
 
 @pytest.fixture(scope="session")
