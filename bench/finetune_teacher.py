@@ -79,8 +79,9 @@ class ExtractiveWriter:
         self.index = index
         self.seed = seed
 
-    def write(self, passage: str, n: int) -> tuple[list[QADraft], int]:
-        """Up to `n` drafts, one template type after another, in an order seeded by the passage."""
+    def write(self, passage: str, n: int, heading: str = "") -> tuple[list[QADraft], int]:
+        """Up to `n` drafts, one template type after another, in an order seeded by the passage (the
+        heading is not needed: the signatures name what a question is about)."""
         digest = hashlib.sha256(f"{self.seed}\n{passage}".encode()).digest()
         rng = random.Random(digest)
         pools: dict[str, list[QADraft]] = defaultdict(list)

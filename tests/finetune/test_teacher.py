@@ -15,7 +15,8 @@ from almanac.core.settings import Settings
 from almanac.core.types import ChatMessage
 from almanac.finetune.question_writer import QuestionWriter
 from almanac.finetune.teacher import build_teacher
-from tests.core.openai_backend import BASE_MODEL, ScriptedBackend, backend_app, free_port, serving
+from tests.core.openai_backend import BASE_MODEL, ScriptedBackend, backend_app, serving
+from tests.live_uvicorn import free_port
 
 ITEM = {
     "question": "When does the ferry leave?",

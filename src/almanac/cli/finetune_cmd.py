@@ -16,6 +16,7 @@ from almanac.core.settings import Settings
 
 _GENERATE_EXAMPLES = examples(
     "almanac finetune generate -c handbook --max-chunks 200",
+    "almanac finetune generate -c handbook --teacher extractive     # no model: fast, answers copied",
     "almanac finetune generate -c handbook --teacher-url http://localhost:8001/v1 --teacher-model qwen2.5-7b",
 )
 _TRAIN_EXAMPLES = examples(
@@ -64,6 +65,14 @@ def _add_generate(p: argparse.ArgumentParser) -> None:
         "(default: the chat model)",
     )
     p.add_argument("--teacher-url", help="OpenAI-compatible base URL, e.g. http://localhost:8001/v1")
+    p.add_argument(
+        "--teacher",
+        choices=("auto", "model", "extractive"),
+        default="auto",
+        help="who writes the questions: 'model' (the teacher model), 'extractive' (spans copied from the "
+        "passage, no model), 'auto' (the model, topped up with extractive drafts where its drafts fail the "
+        "answer checks; default)",
+    )
     p.add_argument("--teacher-api-key-env", default="OPENAI_API_KEY", help="env var holding the API key")
     p.add_argument("--questions-per-chunk", type=int, default=3, help="teacher questions per chunk")
     p.add_argument("--rows-per-chunk", type=int, default=2, help="lookup questions per database-row chunk")
@@ -94,6 +103,13 @@ def _add_generate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--validation", type=float, default=0.1, help="share of documents held out for validation")
     p.add_argument("--test", type=float, default=0.1, help="share of documents held out for testing")
     p.add_argument("--seed", type=int, default=0, help="seed of sampling, fractions and splits")
+    p.add_argument(
+        "--tool-calls",
+        type=int,
+        default=0,
+        metavar="N",
+        help="add up to N API-call examples per `source.table` of server.lookup_tables (each call run)",
+    )
     p.add_argument("--force", action="store_true", help="overwrite an existing dataset folder")
     p.set_defaults(func=cmd_generate)
 
@@ -146,8 +162,8 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     from almanac.cli.wiring import build_embedder, build_retriever, open_catalog
     from almanac.finetune.curation import CurationConfig
     from almanac.finetune.dataset_folder import DatasetFolder, build_dataset
+    from almanac.finetune.fallback_writer import build_writer
     from almanac.finetune.generation import GenerationConfig, Generator
-    from almanac.finetune.question_writer import QuestionWriter
     from almanac.finetune.teacher import build_teacher
 
     collection = args.collection or settings.default_collection
@@ -155,7 +171,10 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     catalog = open_catalog(settings)
     chunks = list(catalog.iter_chunks(collection))
     api_key = os.environ.get(args.teacher_api_key_env) if args.teacher_url else None
-    teacher = build_teacher(settings, args.teacher_model, args.teacher_url, api_key)
+    extractive_only = args.teacher == "extractive"  # no model is loaded
+    teacher = (
+        None if extractive_only else build_teacher(settings, args.teacher_model, args.teacher_url, api_key)
+    )
     embedder = build_embedder(settings)  # one model load serves retrieval and curation
     retriever = build_retriever(settings, catalog, embedder)
     config = GenerationConfig(
@@ -173,7 +192,9 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     report = build_dataset(
         folder,
         chunks,
-        generator=Generator(QuestionWriter(teacher), retriever, config),
+        generator=Generator(
+            build_writer(args.teacher, teacher, chunks, args.seed, args.support_threshold), retriever, config
+        ),
         embedder=embedder,
         retriever=retriever,
         collection=collection,
@@ -184,6 +205,14 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
         progress=sys.stderr.isatty(),
     )
     print(report.table())
+    if args.tool_calls:
+        from almanac.finetune.tool_call_examples import append_examples
+
+        splits = {name: folder.split(name) for name in ("train", "validation")}
+        added = append_examples(
+            splits, catalog.source_urls(), settings.server.lookup_tables, args.tool_calls, args.seed
+        )
+        print(f"API-call examples added: {added}")
     print(f"dataset: {folder.path} (report: {folder.report})")
     return 0
 

@@ -4,12 +4,16 @@
 2. ``unsupported`` the target is not backed by the passage: fewer than `support_threshold` of the answer's
    word tokens occur in the source passage (answers are meant to be copied from it). For a refusal the
    rule is reversed: its context must *not* contain the withheld answer;
-3. ``duplicate``   a question whose embedding has cosine >= `duplicate_threshold` with an earlier kept
+3. ``wrong_type``  the answer's shape does not fit the question's wh-word (who -> a name, when -> a date,
+   how many -> a number, "What is the name of ...?" -> not "1999"; yes/no questions): answer_checks.type_fits;
+4. ``unanswered``  a reader given only the passage and the question does not reproduce the answer: the
+   answer's words are not in the passage sentences most similar to the question (answer_checks.PassageReader);
+5. ``duplicate``   a question whose embedding has cosine >= `duplicate_threshold` with an earlier kept
    question of the same kind (the same question may appear once as QA and once as a refusal);
-4. ``round_trip``  retrieving with the question does not return the source chunk in the top k. A kept
+6. ``round_trip``  retrieving with the question does not return the source chunk in the top k. A kept
    record's context becomes those retrieved chunks, as the server would show them, and its citation
    follows the source chunk's rank;
-5. ``over_cap``    more than `max_per_source` records from one source chunk (a seeded choice keeps which).
+7. ``over_cap``    more than `max_per_source` records from one source chunk (a seeded choice keeps which).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import json
 import random
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -28,10 +32,12 @@ from tqdm.auto import tqdm
 from almanac.core.errors import InputError
 from almanac.core.ports import Embedder
 from almanac.core.prompt import origin_of
+from almanac.finetune.answer_checks import PassageReader, base_question, type_fits
 from almanac.finetune.ports import Retriever
 from almanac.finetune.records import QARecord, SourceRef
+from almanac.finetune.yield_report import TeacherKey, kept_sample, sample_table, yield_lines, yields
 
-REASONS = ("unparsable", "unsupported", "duplicate", "round_trip", "over_cap")
+REASONS = ("unparsable", "unsupported", "wrong_type", "unanswered", "duplicate", "round_trip", "over_cap")
 _WORD = re.compile(r"\w+")
 
 
@@ -61,6 +67,9 @@ class CurationReport:
     dropped: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REASONS, 0))
     kept_by_kind: dict[str, int] = field(default_factory=dict)
     splits: dict[str, int] = field(default_factory=dict)
+    yield_by_kind: dict[str, list[int]] = field(default_factory=dict)  # [kept, generated]
+    yield_by_teacher: dict[str, list[int]] = field(default_factory=dict)
+    sample: list[dict[str, str]] = field(default_factory=list)  # kept pairs: kind, teacher, question, answer
 
     def table(self) -> str:
         """A plain-text table for the terminal."""
@@ -69,7 +78,9 @@ class CurationReport:
         rows += [(f"kept {kind}", n) for kind, n in sorted(self.kept_by_kind.items())]
         rows += [(f"split {name}", n) for name, n in self.splits.items()]
         width = max(len(name) for name, _ in rows)
-        return "\n".join(f"{name:<{width}}  {n:>7}" for name, n in rows)
+        lines = [f"{name:<{width}}  {n:>7}" for name, n in rows]
+        lines += yield_lines(self.yield_by_kind, self.yield_by_teacher)
+        return "\n".join([*lines, "", "sample of kept pairs:", sample_table(self.sample)])
 
     def save(self, path: Path) -> None:
         """Write the report as JSON."""
@@ -141,8 +152,10 @@ def curate(
     config: CurationConfig | None = None,
     unparsable: int = 0,
     progress: bool = False,
+    teachers: Mapping[TeacherKey, str] | None = None,
 ) -> tuple[list[QARecord], CurationReport]:
-    """Apply the filters in order; returns the kept records and the report."""
+    """Apply the filters in order; returns the kept records and the report (with the yield per kind and
+    per teacher, `teachers` naming who wrote each record: GenerationResult.teachers)."""
     config = config or CurationConfig()
     report = CurationReport(generated=len(records) + unparsable)
     report.dropped["unparsable"] = unparsable
@@ -152,6 +165,11 @@ def curate(
         return [r for r, ok in zip(items, mask, strict=True) if ok and r is not None]
 
     current = keep("unsupported", records, [is_supported(r, config.support_threshold) for r in records])
+    current = keep("wrong_type", current, [type_fits(base_question(r.question), r.answer) for r in current])
+    reader = PassageReader(embedder, threshold=config.support_threshold)
+    current = keep(
+        "unanswered", current, reader.reproduces([(r.question, r.answer, r.passage) for r in current])
+    )
     current = keep("duplicate", current, drop_duplicates(current, embedder, config.duplicate_threshold))
     bar = tqdm(current, desc="round-trip", unit="pair", disable=not progress)
     tripped = [round_trip(r, retriever, collection, config.top_k) for r in bar]
@@ -159,4 +177,8 @@ def curate(
     current = keep("over_cap", current, cap_mask(current, config.max_per_source, config.seed))
     report.kept = len(current)
     report.kept_by_kind = dict(Counter(r.kind for r in current))
+    report.yield_by_kind, report.yield_by_teacher = yields(records, current, teachers or {})
+    if unparsable:  # unparsable items are the model's drafts that never became records
+        report.yield_by_teacher.setdefault("model", [0, 0])[1] += unparsable
+    report.sample = kept_sample(current, teachers or {}, seed=config.seed)
     return current, report

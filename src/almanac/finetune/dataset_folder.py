@@ -78,6 +78,7 @@ def build_dataset(
         config=curation,
         unparsable=result.unparsable,
         progress=progress,
+        teachers=result.teachers,
     )
     if not kept:
         report.save(folder.report)

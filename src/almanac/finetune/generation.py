@@ -24,9 +24,10 @@ from almanac.core.errors import InputError, ModelError
 from almanac.core.prompt import origin_of
 from almanac.core.types import ChunkRecord
 from almanac.finetune.ports import Retriever
-from almanac.finetune.question_writer import QADraft, QuestionWriter
+from almanac.finetune.question_writer import DraftWriter, QADraft
 from almanac.finetune.records import QARecord, SourceRef
 from almanac.finetune.row_questions import row_records
+from almanac.finetune.yield_report import TeacherKey, teacher_key
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +54,17 @@ class GenerationConfig:
 
 @dataclass(slots=True)
 class GenerationResult:
-    """Records produced and how many teacher items could not be parsed."""
+    """Records produced, how many teacher items could not be parsed, and who wrote each record."""
 
     records: list[QARecord] = field(default_factory=list)
     unparsable: int = 0
     passages: int = 0
+    teachers: dict[TeacherKey, str] = field(default_factory=dict)
+
+    def add(self, record: QARecord, teacher: str) -> None:
+        """Append a record written by `teacher` (see almanac.finetune.yield_report)."""
+        self.records.append(record)
+        self.teachers[teacher_key(record)] = teacher
 
 
 def _normal(text: str) -> str:
@@ -100,7 +107,7 @@ class Generator:
     """Turns chunks into QA records with a question writer (teacher) and a retriever (for refusals)."""
 
     def __init__(
-        self, writer: QuestionWriter, retriever: Retriever | None, config: GenerationConfig | None = None
+        self, writer: DraftWriter, retriever: Retriever | None, config: GenerationConfig | None = None
     ) -> None:
         self.writer = writer
         self.retriever = retriever
@@ -108,21 +115,21 @@ class Generator:
         self._rng = random.Random(self.config.seed)
 
     def _from_passage(self, chunk: ChunkRecord, collection: str, result: GenerationResult) -> None:
-        drafts, unparsable = self.writer.write(chunk.text, self.config.questions_per_chunk)
+        heading = chunk.locator  # the section path, which the question may need to be understood alone
+        drafts, unparsable = self.writer.write(chunk.text, self.config.questions_per_chunk, heading)
         result.unparsable += unparsable
         result.passages += 1
         for draft in drafts:
             qa, sycophancy = draft_records(chunk, draft)
-            result.records.append(qa)
+            result.add(qa, draft.teacher)
             distinct = _normal(draft.wrong_answer) != _normal(draft.answer)
             if distinct and self._rng.random() < self.config.sycophancy_fraction:
-                result.records.append(sycophancy)
+                result.add(sycophancy, draft.teacher)
             if self.retriever is not None and self._rng.random() < self.config.refusal_fraction:
                 context = refusal_context(qa, self.retriever, collection, self.config.top_k)
                 if context:  # the refusal keeps the withheld answer so curation can re-check the context
-                    result.records.append(
-                        replace(qa, kind="refusal", rationale="", context=context, target="")
-                    )
+                    refusal = replace(qa, kind="refusal", rationale="", context=context, target="")
+                    result.add(refusal, draft.teacher)
 
     def run(self, chunks: Sequence[ChunkRecord], collection: str, progress: bool = True) -> GenerationResult:
         """Records for the chunks of `collection`; raises InputError when there are none to work from."""
@@ -136,7 +143,8 @@ class Generator:
         result = GenerationResult()
         for chunk in tqdm(picked, desc="generate", unit="chunk", disable=not progress):
             if chunk.kind == "row":
-                result.records.extend(row_records(chunk, self.config.rows_per_chunk, self._rng))
+                for record in row_records(chunk, self.config.rows_per_chunk, self._rng):
+                    result.add(record, "rows")
             else:
                 self._from_passage(chunk, collection, result)
         log.info(
@@ -149,6 +157,6 @@ class Generator:
             raise ModelError(
                 f"the teacher returned nothing usable for {result.passages} passages "
                 f"({result.unparsable} unparsable replies); use a stronger teacher "
-                "(--teacher-model FOLDER or --teacher-url URL)"
+                "(--teacher-model FOLDER or --teacher-url URL) or --teacher extractive"
             )
         return result

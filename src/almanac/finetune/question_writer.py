@@ -1,10 +1,13 @@
 """The question writer: asks a teacher chat model for QA drafts about a passage and parses its reply.
 
-The teacher is shown one worked example, then asked for the same line format (``Q:``, ``A:``, ``R:``, ``W:``
-per question), which even a 135M model imitates far more often than JSON. Replies in JSON (a list or
-objects with ``question``, ``answer``, ``rationale``, ``wrong_answer``) are accepted too. Small models still
-return prose, repeat lines or stop half-way, so the parser keeps every complete item it finds and counts the
-rest as unparsable; it never raises on a bad reply:
+The teacher is shown one worked example, preferably taken from the corpus itself (`examples`: extractive
+drafts about another chunk, see almanac.finetune.fallback_writer), then asked for a JSON list of objects with
+``question``, ``answer``, ``rationale``, ``wrong_answer``; the request names the chunk's section and says what
+a good answer is (a span copied from the passage, of the kind the wh-word asks for; no yes/no questions).
+A reply with no usable item is retried once, shown back to the model with a reminder of the format. The
+older line format (``Q:``, ``A:``, ``R:``, ``W:`` per question) is still accepted. Small models return prose,
+repeat lines or stop half-way, so the parser keeps every complete item it finds and counts the rest as
+unparsable; it never raises on a bad reply:
 
     >>> parse_drafts("Q: When?\\nA: at 9\\nR: The sign says 9.\\nW: at 10\\n\\nQ: Who?\\nA: Ada")
     ([QADraft(question='When?', answer='at 9', rationale='The sign says 9.', wrong_answer='at 10')], 1)
@@ -19,8 +22,9 @@ from __future__ import annotations
 import json
 import logging
 import re
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from almanac.core.errors import ModelError
 from almanac.core.ports import ChatModel
@@ -32,21 +36,20 @@ MAX_FIELD_CHARS = 500  # longer than this is not a short answer or a one-sentenc
 
 TEACHER_SYSTEM = (
     "You write quiz questions about a passage, to train a question-answering assistant. "
-    "Follow the answer format of the example exactly."
+    "Reply with a JSON list only, in the format of the example."
 )
 TEACHER_INSTRUCTIONS = (
-    "Write {n} different questions that the passage answers. For each question write four lines:\n"
-    "Q: the question, understandable without the passage\n"
-    "A: the short answer, copied word for word from the passage\n"
-    "R: one sentence from the passage's facts explaining the answer\n"
-    "W: a plausible but wrong answer"
+    "Write {n} different questions that the passage answers. Reply with a JSON list of {n} objects with "
+    'the keys "question" (understandable without the passage: name what it is about; no yes/no questions), '
+    '"answer" (a short span copied word for word from the passage that answers exactly what is asked: a name '
+    'for "who", a date for "when", a number for "how many"), "rationale" (the sentence of the passage that '
+    'gives the answer) and "wrong_answer" (a plausible but wrong answer of the same kind).'
+)
+RETRY_REQUEST = (
+    'That was not usable. Reply with only a JSON list of objects with the keys "question", "answer", '
+    '"rationale" and "wrong_answer", about the passage above.'
 )
 EXAMPLE_PASSAGE = "The Brightwater bridge opened in 1932 and carries two railway tracks over the river Lune."
-EXAMPLE_REPLY = (
-    "Q: When did the Brightwater bridge open?\nA: 1932\nR: The passage says the bridge opened in 1932.\n"
-    "W: 1958\n\nQ: What does the Brightwater bridge carry over the river Lune?\nA: two railway tracks\n"
-    "R: The bridge carries two railway tracks over the river.\nW: a motorway"
-)
 _FIELDS = ("question", "answer", "rationale", "wrong_answer")
 _LINE = re.compile(
     r"^\s*(?:[-*]\s*|\d+[.)]\s*)?(q|a|r|w|question|answer|rationale|wrong answer|wrong)\s*:\s*(.+?)\s*$",
@@ -63,19 +66,52 @@ class QADraft:
     answer: str
     rationale: str
     wrong_answer: str
+    teacher: str = field(default="model", repr=False, compare=False)  # who wrote it, for the yield report
 
 
-def _request(passage: str, n: int) -> str:
-    return f"Passage:\n<<<\n{passage.strip()}\n>>>\n\n" + TEACHER_INSTRUCTIONS.format(n=n)
+EXAMPLE_DRAFTS = (
+    QADraft("When did the Brightwater bridge open?", "1932", "The bridge opened in 1932.", "1958"),
+    QADraft(
+        "What does the Brightwater bridge carry over the river Lune?",
+        "two railway tracks",
+        "The bridge carries two railway tracks over the river Lune.",
+        "a motorway",
+    ),
+)
+Example = tuple[str, str, Sequence[QADraft]]  # passage, its heading, drafts: shown as a worked example
 
 
-def teacher_messages(passage: str, n: int) -> list[ChatMessage]:
-    """The request sent to the teacher for `n` drafts about `passage`, after one worked example."""
+class DraftWriter(Protocol):
+    """Anything that drafts questions about a passage: the model's QuestionWriter, the extractive teacher."""
+
+    def write(self, passage: str, n: int, heading: str = "") -> tuple[list[QADraft], int]:
+        """Up to `n` drafts about `passage` (its section `heading`), and how many items were unparsable."""
+        ...
+
+
+def _request(passage: str, n: int, heading: str = "") -> str:
+    where = f' (from the section "{heading}")' if heading else ""
+    return f"Passage{where}:\n<<<\n{passage.strip()}\n>>>\n\n" + TEACHER_INSTRUCTIONS.format(n=n)
+
+
+def example_reply(drafts: Sequence[QADraft]) -> str:
+    """The JSON list a teacher should answer with for these drafts."""
+    items = [{name: getattr(d, name) for name in _FIELDS} for d in drafts]
+    return json.dumps(items, ensure_ascii=False, indent=1)
+
+
+def teacher_messages(
+    passage: str, n: int, heading: str = "", examples: Sequence[Example] = ()
+) -> list[ChatMessage]:
+    """The request sent to the teacher for `n` drafts about `passage`, after one worked example (the first
+    of `examples` about another passage; the built-in one when none is left)."""
+    shot = next((e for e in examples if e[0].strip() != passage.strip() and e[2]), None)
+    shot_passage, shot_heading, shot_drafts = shot or (EXAMPLE_PASSAGE, "", EXAMPLE_DRAFTS)
     return [
         ChatMessage("system", TEACHER_SYSTEM),
-        ChatMessage("user", _request(EXAMPLE_PASSAGE, 2)),
-        ChatMessage("assistant", EXAMPLE_REPLY),
-        ChatMessage("user", _request(passage, n)),
+        ChatMessage("user", _request(shot_passage, len(shot_drafts), shot_heading)),
+        ChatMessage("assistant", example_reply(shot_drafts)),
+        ChatMessage("user", _request(passage, n, heading)),
     ]
 
 
@@ -152,18 +188,32 @@ def parse_drafts(reply: str, limit: int | None = None) -> tuple[list[QADraft], i
 
 
 class QuestionWriter:
-    """Writes QA drafts for passages with a teacher chat model."""
+    """Writes QA drafts for passages with a teacher chat model, retrying once when a reply is unusable."""
 
-    def __init__(self, teacher: ChatModel, tokens_per_question: int = 96) -> None:
+    name = "model"
+
+    def __init__(
+        self, teacher: ChatModel, tokens_per_question: int = 96, examples: Sequence[Example] = ()
+    ) -> None:
         self.teacher = teacher
-        self.tokens_per_question = tokens_per_question  # four short lines; more only feeds a looping model
+        self.tokens_per_question = tokens_per_question  # one short JSON item; more only feeds a looping model
+        self.examples = tuple(examples)
 
-    def write(self, passage: str, n: int) -> tuple[list[QADraft], int]:
-        """Up to `n` drafts about `passage`, and how many of the teacher's items were unparsable."""
-        try:
-            budget = self.tokens_per_question * n
-            reply = self.teacher.complete(teacher_messages(passage, n), budget).text
-        except ModelError as exc:  # one failed call must not end a long run; all failing is caught later
-            log.warning("teacher call failed error=%r", exc)
-            return [], 1
-        return parse_drafts(reply, limit=n)
+    def write(self, passage: str, n: int, heading: str = "") -> tuple[list[QADraft], int]:
+        """Up to `n` drafts about `passage`, and how many of the teacher's items were unparsable (in the
+        last reply: a retry that succeeds leaves nothing unparsable)."""
+        messages = teacher_messages(passage, n, heading, self.examples)
+        budget = self.tokens_per_question * n + 16
+        drafts: list[QADraft] = []
+        unparsable = 1
+        for attempt in (1, 2):
+            try:
+                reply = self.teacher.complete(messages, budget).text
+            except ModelError as exc:  # one failed call must not end a long run; all failing is caught later
+                log.warning("teacher call failed error=%r", exc)
+                return [], 1
+            drafts, unparsable = parse_drafts(reply, limit=n)
+            if drafts or attempt == 2:
+                break
+            messages = [*messages, ChatMessage("assistant", reply), ChatMessage("user", RETRY_REQUEST)]
+        return drafts, unparsable

@@ -23,7 +23,7 @@ from typing import Any, Literal, get_args
 from almanac.core.errors import InputError
 from almanac.core.prompt import NO_ANSWER
 
-RecordKind = Literal["qa", "refusal", "sycophancy", "row"]
+RecordKind = Literal["qa", "refusal", "sycophancy", "row", "tool_call"]  # tool_call: tool_call_examples.py
 KINDS: tuple[str, ...] = get_args(RecordKind)
 MAX_LINE_CHARS = 1_000_000  # a line longer than this is not a QA record
 ANSWER_PREFIX = "Answer:"
@@ -67,6 +67,7 @@ class QARecord:
     context: tuple[SourceRef, ...]
     false_claim: str = ""
     target: str = field(default="")
+    tools: str = ""  # tool_call: JSON of the tool schemas offered (core/lookup_tool.py); target is the call
 
     def __post_init__(self) -> None:
         if not self.target:
@@ -79,7 +80,7 @@ class QARecord:
 
     def with_context(self, context: tuple[SourceRef, ...]) -> QARecord:
         """The same record shown with other sources; the target's citation follows the source chunk."""
-        return replace(self, context=tuple(context), target="")
+        return replace(self, context=tuple(context), target=self.target if self.kind == "tool_call" else "")
 
     def sources(self) -> list[tuple[str, str]]:
         """(origin, text) pairs for core.prompt.build_answer_messages."""
@@ -109,6 +110,7 @@ class QARecord:
             context=context,
             false_claim=str(data.get("false_claim", "")),
             target=str(data.get("target", "")),
+            tools=str(data.get("tools", "")),
         )
         if not record.question.strip() or not record.target.strip() or not record.context:
             raise ValueError("question, target and context must not be empty")

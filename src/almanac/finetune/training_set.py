@@ -13,11 +13,13 @@ the completion is the record's target, so the loss falls on the reply only:
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from almanac.core.errors import InputError
+from almanac.core.lookup_tool import offer_tools
 from almanac.core.prompt import build_answer_messages
 from almanac.finetune.records import QARecord, file_sha256, read_records
 
@@ -28,6 +30,8 @@ if TYPE_CHECKING:
 def conversation(record: QARecord) -> dict[str, list[dict[str, str]]]:
     """One prompt-completion row in trl's conversational format."""
     messages = build_answer_messages(record.question, record.sources())
+    if record.tools:  # an API-call record: the prompt offers the lookup tools, as the server's does
+        messages = offer_tools(messages, json.loads(record.tools))
     return {
         "prompt": [{"role": m.role, "content": m.content} for m in messages],
         "completion": [{"role": "assistant", "content": record.target}],
