@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -99,6 +100,9 @@ class OnnxEmbedder:
         # Idle worker threads sleep instead of spinning: on a shared 2-core machine spinning steals the cores
         # the chat model and other processes need, and was no faster here (1.77x fp32 against 1.68x, median).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # ONNX Runtime sizes its pool to every core and ignores OMP_NUM_THREADS; honour it, so that a process
+        # given a share of the cores (Ray sets OMP_NUM_THREADS=1 in a 1-CPU actor) does not oversubscribe.
+        options.intra_op_num_threads = int(os.environ.get("OMP_NUM_THREADS", "0") or 0)
         try:
             session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own untyped errors
