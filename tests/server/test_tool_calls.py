@@ -97,9 +97,22 @@ def test_calls_per_answer_are_bounded(tmp_path: Path, chat: ScriptedChatModel) -
         chat.enqueue_tool_call("count", table="shop.bikes")
     for client in client_for(tmp_path, chat, max_tool_calls=1):
         body = ask(client, "How many bikes are there?")
-    assert len(body["tool_calls"]) == 1 and len(chat.calls) == 2
+    # one call run; the next reply is still a call, so the answer is asked for once more with no tools offered
+    assert len(body["tool_calls"]) == 1 and len(chat.calls) == 3
     assert "no more tool calls" in chat.calls[1][0][-1].content
-    assert body["answer"] == NO_ANSWER  # still calling after the last one: nothing to say
+    assert "<tools>" not in chat.calls[2][0][0].content and "<tools>" in chat.calls[1][0][0].content
+    assert chat.calls[2][0][-1].role == "tool"  # the result stays in the conversation
+    assert body["answer"] == NO_ANSWER  # still calling even then: nothing to say
+
+
+def test_a_repeated_call_is_not_run_again(tmp_path: Path, chat: ScriptedChatModel) -> None:
+    for _ in range(2):
+        chat.enqueue_tool_call("count", table="shop.bikes")
+    chat.enqueue("There are 3 bikes.")
+    for client in client_for(tmp_path, chat, max_tool_calls=2):
+        body = ask(client, "How many bikes are there?")
+    assert len(body["tool_calls"]) == 1 and len(chat.calls) == 3  # call, the same call again, the answer
+    assert body["answer"].startswith("There are 3 bikes")
 
 
 @pytest.mark.parametrize(("collection", "max_calls"), [("docs", 2), ("default", 0)])

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from functools import partial
 
-from almanac.core.lookup_tool import offer_tools, strip_calls, tool_message, tool_schemas
+from almanac.core.lookup_tool import find_call, offer_tools, strip_calls, tool_message, tool_schemas
 from almanac.core.ports import ChatModel
 from almanac.core.prompt import NO_ANSWER
 from almanac.core.settings import Settings
@@ -45,27 +45,46 @@ class ToolCalls:
         return tools if tools.tables() else None
 
     def complete(self, chat: ChatModel, prepared: Prepared) -> Completion:
-        """The model's final reply, after at most `max_calls` tool calls (blocking; runs on the queue)."""
+        """The model's final reply, after at most `max_calls` tool calls (blocking; runs on the queue).
+
+        The calling ends at the limit, at a reply without a call, or at a call the model already made (small
+        models repeat a call instead of reading its result). A reply that is still a call is then asked for
+        again with no tools offered, the results in the conversation, so the model answers in words.
+        """
         tools = self.tools_for(prepared.collection)
         if tools is None:
             return chat.complete(prepared.messages, prepared.max_tokens, prepared.adapter)
-        messages = offer_tools(prepared.messages, tool_schemas(tools.tables()))
-        total = Completion("")
-        for _ in range(self.max_calls + 1):
-            completion = chat.complete(messages, prepared.max_tokens, prepared.adapter)
-            total.prompt_tokens += completion.prompt_tokens
-            total.completion_tokens += completion.completion_tokens
-            total.text, total.finish_reason = completion.text, completion.finish_reason
-            if len(prepared.tool_calls) >= self.max_calls:
+        offered = offer_tools(prepared.messages, tool_schemas(tools.tables()))
+        exchange: list[ChatMessage] = []  # the calls made and their results, in order
+        total, seen = Completion(""), set()
+        while True:
+            completion = self._add(
+                total, chat.complete([*offered, *exchange], prepared.max_tokens, prepared.adapter)
+            )
+            call = find_call(completion.text)
+            if call is None:
+                return total
+            if len(prepared.tool_calls) >= self.max_calls or call in seen:
                 break
+            seen.add(call)
             outcome = tools.run(completion.text)
             if outcome is None:
                 return total
             self._record(prepared, outcome)
             left = self.max_calls - len(prepared.tool_calls)
-            messages = [*messages, ChatMessage("assistant", completion.text), self._result(outcome, left)]
-        total.text = strip_calls(total.text) or NO_ANSWER  # out of calls: what it said besides the call
+            exchange += [ChatMessage("assistant", completion.text), self._result(outcome, left)]
+        final = chat.complete([*prepared.messages, *exchange], prepared.max_tokens, prepared.adapter)
+        self._add(total, final)
+        total.text = strip_calls(final.text) or NO_ANSWER
         return total
+
+    @staticmethod
+    def _add(total: Completion, completion: Completion) -> Completion:
+        """Count `completion`'s tokens into `total`, take its text; returns `completion`."""
+        total.prompt_tokens += completion.prompt_tokens
+        total.completion_tokens += completion.completion_tokens
+        total.text, total.finish_reason = completion.text, completion.finish_reason
+        return completion
 
     @staticmethod
     def _result(outcome: ToolOutcome, left: int) -> ChatMessage:
