@@ -22,6 +22,7 @@ ALLOWED = {
 }
 SERVER_USES_INDEXER = {
     "almanac.indexer.pipeline",
+    "almanac.indexer.ray_engine",  # whether the Ray engine is installed, asked when a job names it
     "almanac.indexer.readers",
     "almanac.indexer.report",
     "almanac.indexer.writer_lock",

@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import json
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -158,3 +158,11 @@ def backend_app(backend: ScriptedBackend) -> FastAPI:
 def serving(app: FastAPI) -> contextlib.AbstractContextManager[str]:
     """Serve the model server app on loopback in a thread (no lifespan); yields its root URL."""
     return live_uvicorn.serving(app, lifespan="off")
+
+
+@contextlib.contextmanager
+def scripted_server() -> Iterator[tuple[str, ScriptedBackend]]:
+    """A scripted model server on loopback: its API root (``.../v1``) and the script it serves."""
+    backend = ScriptedBackend()
+    with serving(backend_app(backend)) as url:
+        yield url + "/v1", backend

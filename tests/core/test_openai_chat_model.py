@@ -33,7 +33,7 @@ from almanac.core.openai_chat_model import OpenAIChatModel, defuse_control_token
 from almanac.core.settings import Settings
 from almanac.core.types import ChatMessage
 from almanac.server.app import create_app
-from tests.core.openai_backend import BASE_MODEL, ScriptedBackend, backend_app, serving
+from tests.core.openai_backend import BASE_MODEL, ScriptedBackend, scripted_server
 from tests.live_uvicorn import free_port
 from tests.server.app_fixtures import build_services, make_settings
 from tests.server.corpus import DOCS, index_corpus
@@ -45,9 +45,8 @@ QUICK: dict[str, Any] = {"retries": 2, "backoff_s": 0.01, "timeout_s": 5.0}  # f
 @pytest.fixture(scope="module")
 def server() -> Iterator[tuple[str, ScriptedBackend]]:
     """One model server for the module: its API root and the script it serves."""
-    backend = ScriptedBackend()
-    with serving(backend_app(backend)) as url:
-        yield url + "/v1", backend
+    with scripted_server() as pair:
+        yield pair
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from almanac.core.settings import Settings
 from almanac.core.types import ChatMessage
 from almanac.finetune.question_writer import QuestionWriter
 from almanac.finetune.teacher import build_teacher
-from tests.core.openai_backend import BASE_MODEL, ScriptedBackend, backend_app, serving
+from tests.core.openai_backend import BASE_MODEL, ScriptedBackend, scripted_server
 from tests.live_uvicorn import free_port
 
 ITEM = {
@@ -29,9 +29,8 @@ ITEM = {
 @pytest.fixture(scope="module")
 def endpoint() -> Iterator[tuple[str, ScriptedBackend]]:
     """A model server for the module: its API root and its script."""
-    backend = ScriptedBackend()
-    with serving(backend_app(backend)) as url:
-        yield url + "/v1", backend
+    with scripted_server() as pair:
+        yield pair
 
 
 @pytest.fixture

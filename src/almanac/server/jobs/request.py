@@ -12,7 +12,6 @@ of, registers none by URL (sources are shared by every collection), and its mess
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +24,7 @@ from almanac.core.catalog import Catalog
 from almanac.core.errors import InputError, SourceError
 from almanac.core.settings import Settings
 from almanac.core.source_db import SourceDatabase
+from almanac.indexer.ray_engine import ray_installed
 
 MAX_TABLES = 100
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
@@ -119,7 +119,7 @@ class JobRequest:
             return "local"
         if engine != "ray":
             raise InputError(f"unknown engine {engine!r}; use 'local' or 'ray'")
-        if importlib.util.find_spec("ray") is None:
+        if not ray_installed():
             raise InputError(
                 "engine 'ray' needs the ray extra on the server (pip install 'almanac[ray]'); "
                 "use engine 'local' until it is installed"
