@@ -54,6 +54,8 @@ import finetune_stages as stages  # noqa: E402
 from finetune_eval import evaluate_all  # noqa: E402
 
 log = logging.getLogger("bench.finetune")
+MODEL_TEACHERS = ("auto", "model")
+MODEL_CHUNKS = 120  # the 1.5B teacher drafts a chunk in ~10 s on this CPU: 20 minutes of generation
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -62,16 +64,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="tiny run of every stage (minutes)")
     p.add_argument("--out", type=Path, help="output folder (default bench/out/finetune[-quick])")
     p.add_argument("--fresh", action="store_true", help="delete the output folder first")
-    p.add_argument("--teacher", choices=("extractive", "embedded"), default="extractive")
-    p.add_argument("--max-chunks", type=int, help="generate from a seeded sample of chunks")
+    p.add_argument(
+        "--teacher",
+        choices=("auto", "model", "extractive", "bench"),
+        default="auto",
+        help="auto/model/extractive: the product's `almanac finetune generate --teacher` (auto, the default, "
+        "asks the default chat model); bench: this benchmark's Python-docs teacher (the earlier figure)",
+    )
+    p.add_argument(
+        "--max-chunks",
+        type=int,
+        help=f"generate from a seeded sample of chunks (default {MODEL_CHUNKS} with a model teacher, else all)",
+    )
+    p.add_argument("--refusal-share", type=float, default=0.1, help="share of refusals in the train sample")
+    p.add_argument("--sycophancy-share", type=float, default=0.15, help="share of anti-sycophancy records")
     p.add_argument("--generate-only", action="store_true", help="stop after generation and curation")
     p.add_argument("--eval-only", action="store_true", help="re-evaluate the adapter of a previous run")
     p.add_argument("--train-examples", type=int, default=400, help="seeded sample of the train split")
     p.add_argument("--validation-examples", type=int, default=24)
     p.add_argument("--test-examples", type=int, default=30, help="sample of the test split evaluated")
-    p.add_argument("--epochs", type=float, default=1.0)
+    p.add_argument("--epochs", type=float, default=2.0, help="the product's default")
     p.add_argument("--max-steps", type=int, default=-1)
-    p.add_argument("--learning-rate", type=float, default=3e-4)
+    p.add_argument("--learning-rate", type=float, default=2e-4, help="the product's default")
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--max-length", type=int, default=768)
     p.add_argument("--eval-max-tokens", type=int, default=128)
@@ -80,7 +94,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.quick:
         args.train_examples, args.validation_examples, args.test_examples = 16, 4, 6
-        args.max_steps, args.max_chunks = 4, args.max_chunks or 80
+        args.max_steps, args.max_chunks = 4, args.max_chunks or (8 if args.teacher in MODEL_TEACHERS else 80)
+    elif args.max_chunks is None and args.teacher in MODEL_TEACHERS:
+        args.max_chunks = MODEL_CHUNKS
     args.out = args.out or BENCH / "out" / ("finetune-quick" if args.quick else "finetune")
     return args
 
@@ -92,6 +108,7 @@ def configure(args: argparse.Namespace) -> Any:
         ALMANAC_CHUNKING__SIZE_TOKENS="128",
         ALMANAC_CHUNKING__OVERLAP_TOKENS="24",
         ALMANAC_RETRIEVAL__TOP_K=str(stages.TOP_K),
+        ALMANAC_CHAT__MODEL="smollm2",  # the model trained and evaluated: trainable on a CPU in minutes
         ALMANAC_CHAT__MAX_NEW_TOKENS=str(args.eval_max_tokens),
         HF_HUB_OFFLINE="1",
         TRANSFORMERS_OFFLINE="1",
@@ -167,13 +184,14 @@ def train_stages(
     report["stage_seconds"] = clock.seconds
     if args.generate_only:
         return folder
+    shares = {"refusal": args.refusal_share, "sycophancy": args.sycophancy_share}
     sizes = (
         ("train", args.train_examples),
         ("validation", args.validation_examples),
         ("test", args.test_examples),
     )
     report["samples"] = {
-        name: stages.sample(folder.split(name), folder.path / f"{name}.sample.jsonl", n, args.seed)
+        name: stages.sample(folder.split(name), folder.path / f"{name}.sample.jsonl", n, args.seed, shares)
         for name, n in sizes
     }
     report["held_out_pages"] = stages.held_out_pages(folder)

@@ -7,7 +7,12 @@ same retrieved context, a few rows (no single row answers these); the tool modes
 through the server's loop (server/answering/tool_calls.py), scoped to the table, at most 2 calls.
 
     .venv/bin/python bench/tool_lookup.py --limit 3                       # quick check
-    .venv/bin/python bench/tool_lookup.py --adapter tools --json out.json # full run with an adapter
+    .venv/bin/python bench/tool_lookup.py --adapter tools --json out.json # with an adapter already trained
+    .venv/bin/python bench/tool_lookup.py --model smollm2 --train 60      # train one here, then compare
+
+`--train N` first LoRA-trains an adapter (the product's train_adapter) on N API-call examples drawn from a
+different table, `scooters` (other columns, other values), so every question asked about `bikes` is held
+out: the adapter must have learned to call the tools, not the calls.
 """
 
 from __future__ import annotations
@@ -37,6 +42,9 @@ from almanac.server.answering.tool_calls import ToolCalls
 
 COLOURS = ("red", "green", "blue", "amber", "slate")
 KINDS = ("Trail", "Road", "City", "Gravel")
+FINISHES = ("matte", "gloss", "satin", "chrome")
+MAKES = ("Volt", "Glide", "Zip")
+ADAPTER = "tool-calls-bench"
 
 
 def make_table(path: Path, rows: int = 40, seed: int = 0) -> str:
@@ -50,6 +58,52 @@ def make_table(path: Path, rows: int = 40, seed: int = 0) -> str:
         ]
         conn.executemany("INSERT INTO bikes VALUES (?, ?, ?, ?)", data)
     return f"sqlite:///{path}"
+
+
+def make_training_table(path: Path, rows: int = 30, seed: int = 7) -> TableSpec:
+    """A seeded `scooters` table in the same database, for training only."""
+    rng = random.Random(seed)
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "CREATE TABLE scooters (id INTEGER PRIMARY KEY, name TEXT, finish TEXT, range_km INTEGER)"
+        )
+        data = [
+            (i, f"{rng.choice(MAKES)} {i}", rng.choice(FINISHES), rng.randint(20, 90))
+            for i in range(1, rows + 1)
+        ]
+        conn.executemany("INSERT INTO scooters VALUES (?, ?, ?, ?)", data)
+    return TableSpec("shop.scooters", ("id", "name", "finish", "range_km"))
+
+
+def train_tool_adapter(
+    settings: Settings, db: SourceDatabase, spec: TableSpec, n: int, folder: Path
+) -> dict[str, Any]:
+    """LoRA on `n` curated API-call examples of `spec` (one in five for validation); returns its figures."""
+    from almanac.finetune.records import write_records
+    from almanac.finetune.training import TrainingConfig, train_adapter
+
+    examples = ToolCallExamples(db, [spec])
+    records = examples.curate(examples.generate(per_table=n, rng=random.Random(3)))
+    cut = max(1, len(records) // 5)
+    write_records(folder / "train.jsonl", records[cut:])
+    write_records(folder / "validation.jsonl", records[:cut])
+    config = TrainingConfig(name=ADAPTER, base_model=settings.chat.model, device="cpu")
+    result = train_adapter(
+        config,
+        folder / "train.jsonl",
+        folder / "validation.jsonl",
+        models_dir=settings.models_dir,
+        adapters_dir=settings.adapters_dir,
+        force=True,
+        progress=False,
+    )
+    return {
+        "records": len(records) - cut,
+        "validation": cut,
+        "seconds": round(result.runtime_s, 1),
+        "tokens_per_second": round(result.tokens_per_second, 1),
+        "validation_loss": result.manifest.validation_loss,
+    }
 
 
 class _Registry:
@@ -97,12 +151,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--limit", type=int, default=30, help="questions asked (seeded sample)")
     parser.add_argument("--adapter", help="adapter trained on the API-call kind (adds the third mode)")
+    parser.add_argument("--model", help="chat model (default: ALMANAC_CHAT__MODEL, the embedded reader)")
+    parser.add_argument("--train", type=int, help="train an adapter on N scooters examples first")
     parser.add_argument("--json", type=Path, help="write per-question results here")
     args = parser.parse_args(argv)
     settings = Settings()
     settings.server.lookup_tables = ["shop.bikes"]
+    settings.chat.model = args.model or settings.chat.model
+    training: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         db = SourceDatabase("shop", make_table(Path(tmp) / "shop.db"))
+        if args.train:
+            spec = make_training_table(Path(tmp) / "shop.db")
+            training = train_tool_adapter(settings, db, spec, args.train, Path(tmp))
+            args.adapter = ADAPTER
         spec = TableSpec("shop.bikes", tuple(db.check_table("bikes").columns))
         examples = ToolCallExamples(db, [spec])
         records = examples.curate(examples.generate(per_table=args.limit, rng=random.Random(1)))
@@ -130,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         for mode, items in results.items()
     }
-    print(json.dumps({"model": settings.chat.model, "summary": summary}, indent=2))
+    print(json.dumps({"model": settings.chat.model, "training": training, "summary": summary}, indent=2))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=str), encoding="utf-8")
     return 0

@@ -4,6 +4,7 @@ as well as the base on held-out questions (a tiny Llama built from a config)."""
 
 from __future__ import annotations
 
+import json
 import random
 import sqlite3
 from collections.abc import Iterator
@@ -21,11 +22,10 @@ from almanac.finetune.records import read_records, write_records
 from almanac.finetune.tool_call_examples import (
     ToolCallExamples,
     append_examples,
-    correct_calls,
-    offered_messages,
+    grade_calls,
 )
 from almanac.finetune.training import TrainingConfig, train_adapter
-from almanac.finetune.training_set import conversation
+from almanac.finetune.training_set import conversation, conversations
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 COLOURS = ("red", "green", "blue", "amber")
@@ -63,6 +63,22 @@ def test_generated_calls_are_run_and_only_working_ones_kept(
     row = conversation(again)
     assert "<tools>" in row["prompt"][0]["content"] and SYSTEM_PROMPT in row["prompt"][0]["content"]
     assert row["completion"][0]["content"] == again.target
+
+
+def test_a_call_record_also_trains_reading_its_result(examples: ToolCallExamples) -> None:
+    generated = examples.generate(per_table=100, rng=random.Random(0))
+    [amber] = examples.curate([e for e in generated if e.question == "How many bikes have colour amber?"])
+    call, answer = conversations(amber)
+    assert call == conversation(amber)
+    assert [m["role"] for m in answer["prompt"][-2:]] == ["assistant", "tool"]
+    assert answer["prompt"][-2]["content"] == amber.target  # the call, then what the server shows of it
+    shown = json.loads(answer["prompt"][-1]["content"].split("\n", 1)[1])
+    assert (shown["name"], shown["ok"], shown["value"], shown["table"]) == ("count", True, 3, "bikes")
+    assert answer["completion"][0]["content"].endswith("Answer: 3")
+    [which] = examples.curate([e for e in generated if e.question == "Which bikes have colour red?"])
+    rows = json.loads(which.tool_result)["rows"]
+    assert [r["name"] for r in rows] == ["Bike 4", "Bike 8", "Bike 12"]
+    assert all(set(r) <= set(SPEC.columns) for r in rows)  # only the allow-listed columns are shown
 
 
 def test_append_examples_adds_to_train_and_validation(examples: ToolCallExamples, tmp_path: Path) -> None:
@@ -123,9 +139,8 @@ def test_adapter_trained_on_api_calls_calls_at_least_as_well_as_the_base(
     held = [r for r in records if "amber" in r.question or "lowest id" in r.question]
     train = [r for r in records if r not in held]
     assert len(held) >= 3 and len(train) >= 15
-    texts = (
-        [m.content for r in records for m in offered_messages(r)] + [r.target for r in records] + [NO_ANSWER]
-    )
+    rows = [row for r in records for row in conversations(r)]
+    texts = [m["content"] for row in rows for m in row["prompt"] + row["completion"]] + [NO_ANSWER]
     model_dir = tiny_model(tmp_path / "tiny", texts * 2)
     write_records(tmp_path / "train.jsonl", train)
     write_records(tmp_path / "validation.jsonl", held)
@@ -149,15 +164,7 @@ def test_adapter_trained_on_api_calls_calls_at_least_as_well_as_the_base(
     chat = TransformersChatModel(
         model_dir, identity=model_identity(str(model_dir)), device="cpu", adapters_dir=tmp_path / "adapters"
     )
-    base, tuned = correct_calls(chat, held), correct_calls(chat, held, adapter="tools")
-    assert tuned >= base
-    formed = sum(_makes_call(chat.complete(offered_messages(r), 96, "tools").text) for r in held)
-    raw = sum(_makes_call(chat.complete(offered_messages(r), 96).text) for r in held)
-    assert formed > raw  # the adapter learned to call the tools at all
-
-
-def _makes_call(reply: str) -> bool:
-    try:
-        return parse_call(reply) is not None
-    except Exception:
-        return False
+    base, tuned = grade_calls(chat, held), grade_calls(chat, held, adapter="tools")
+    assert tuned.exact >= base.exact  # (a tiny model from scratch rarely copies an unseen value)
+    assert tuned.formed > base.formed  # the adapter learned to call the tools at all
+    assert tuned.right_tool > base.right_tool  # and to pick the tool the question needs

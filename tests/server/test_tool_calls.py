@@ -25,6 +25,7 @@ from almanac.server.retrieval.lookup_tools import LookupTools
 from tests.fakes import ScriptedChatModel
 from tests.server.app_fixtures import build_services, make_settings
 from tests.server.corpus import DOCS, index_corpus, make_shop_db
+from tests.server.test_streaming import sse_events
 
 OPEN = ("id", "name", "color")  # weight_kg stays closed
 
@@ -123,6 +124,66 @@ def test_no_tools_without_open_tables_or_when_disabled(
     for client in client_for(tmp_path, chat, max_tool_calls=max_calls):
         body = ask(client, "How many bikes?", collection=collection)
     assert body["tool_calls"] == [] and "<tools>" not in chat.calls[0][0][0].content
+
+
+def ask_streamed(client: TestClient, question: str) -> list[tuple[str, dict[str, Any]]]:
+    body = {"question": question, "stream": True}
+    with client.stream("POST", "/v1/query", json=body) as response:
+        assert response.status_code == 200
+        return sse_events(response.iter_lines())
+
+
+def test_streamed_answer_runs_the_call_and_streams_only_the_answer(
+    client: TestClient, chat: ScriptedChatModel
+) -> None:
+    chat.enqueue_tool_call("lookup", table="shop.bikes", where={"color": "green"})
+    chat.enqueue("Trail 29 is the green bike.")
+    events = ask_streamed(client, "Which bike is green?")
+    names = [name for name, _ in events]
+    assert names[0] == "sources" and names[-1] == "done" and names.count("token") >= 5  # word by word
+    streamed = "".join(data["text"] for name, data in events if name == "token")
+    assert "tool_call" not in streamed and streamed.startswith("Trail 29 is the green bike")
+    first, done = events[0][1], events[-1][1]
+    [call] = done["tool_calls"]
+    assert call["ok"] and call["rows"] == [{"id": 1, "name": "Trail 29", "color": "green"}]
+    assert done["sources"][: len(first["sources"])] == first["sources"]  # the row joins after them
+    assert done["sources"][-1]["source"] == "db://shop/bikes/id=1"
+    assert len(done["sources"]) in done["cited"]
+    assert [m.role for m in chat.calls[1][0][-2:]] == ["assistant", "tool"]
+
+
+def test_streamed_answer_without_a_call_streams_at_once(client: TestClient, chat: ScriptedChatModel) -> None:
+    chat.enqueue("There are three bikes in the shop.")
+    events = ask_streamed(client, "How many bikes are there?")
+    tokens = [data["text"] for name, data in events if name == "token"]
+    assert len(tokens) >= 5 and events[-1][1]["tool_calls"] == [] and "sources" not in events[-1][1]
+    assert "<tools>" in chat.calls[0][0][0].content  # offered, not taken
+
+
+def test_streamed_calls_are_bounded(tmp_path: Path, chat: ScriptedChatModel) -> None:
+    for _ in range(5):
+        chat.enqueue_tool_call("count", table="shop.bikes")
+    for client in client_for(tmp_path, chat, max_tool_calls=1):
+        events = ask_streamed(client, "How many bikes are there?")
+    done = events[-1][1]
+    assert len(done["tool_calls"]) == 1 and len(chat.calls) == 3
+    assert "<tools>" not in chat.calls[2][0][0].content
+    assert done["answer"] == NO_ANSWER  # the last reply was still a call: nothing of it is shown
+
+
+def test_openai_stream_lists_the_rows_the_call_returned(client: TestClient, chat: ScriptedChatModel) -> None:
+    chat.enqueue_tool_call("lookup", table="shop.bikes", where={"color": "green"})
+    chat.enqueue("Trail 29 is green.")
+    body = {"model": "almanac", "stream": True, "messages": [{"role": "user", "content": "Which is green?"}]}
+    with client.stream("POST", "/v1/chat/completions", json=body) as response:
+        assert response.status_code == 200
+        lines = [line[6:] for line in response.iter_lines() if line.startswith("data: ")]
+    assert lines[-1] == "[DONE]"
+    chunks = [json.loads(line) for line in lines[:-1]]
+    text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks)
+    assert text.startswith("Trail 29 is green") and "tool_call" not in text
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop" and len(chat.calls) == 2
+    assert chunks[-1]["sources"][-1]["source"] == "db://shop/bikes/id=1"  # the row the lookup returned
 
 
 # The guard, property-tested: generated calls, valid and not, over an open and a closed table.

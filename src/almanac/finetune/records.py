@@ -68,6 +68,7 @@ class QARecord:
     false_claim: str = ""
     target: str = field(default="")
     tools: str = ""  # tool_call: JSON of the tool schemas offered (core/lookup_tool.py); target is the call
+    tool_result: str = ""  # tool_call: JSON of the call's result as the server shows it to the model
 
     def __post_init__(self) -> None:
         if not self.target:
@@ -111,6 +112,7 @@ class QARecord:
             false_claim=str(data.get("false_claim", "")),
             target=str(data.get("target", "")),
             tools=str(data.get("tools", "")),
+            tool_result=str(data.get("tool_result", "")),
         )
         if not record.question.strip() or not record.target.strip() or not record.context:
             raise ValueError("question, target and context must not be empty")

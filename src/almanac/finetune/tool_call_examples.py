@@ -8,7 +8,7 @@ learns), its `tools` the schemas the prompt offers, its context one row of the t
 
     examples = ToolCallExamples(db, [TableSpec("shop.bikes", ("id", "name", "colour", "weight_kg"))])
     records = examples.curate(examples.generate(per_table=20, rng=random.Random(0)))
-    correct = correct_calls(chat, held_out, adapter="tools")   # calls equal to the gold call
+    grades = grade_calls(chat, held_out, adapter="tools")   # calls formed, with the right tool, exact
 """
 
 from __future__ import annotations
@@ -106,30 +106,40 @@ class ToolCallExamples:
 
     def works(self, example: Example) -> bool:
         """Run the call against the database; True when its result holds the answer."""
+        return self.result(example) is not None
+
+    def result(self, example: Example) -> dict[str, Any] | None:
+        """Run the call against the database: the result as the server's tool loop shows it to the model
+        (server/retrieval/lookup_tools.py), or None when the call fails or its result lacks the answer."""
         args = example.call.arguments
         table = args.table.rpartition(".")[2]
+        shown = {"name": example.call.name, "ok": True, "error": None, "source": self.db.name, "table": table}
         try:
             if example.call.name == "lookup":
                 rows = self.db.lookup(table, args.where, args.limit, row_cap=100, timeout_ms=_TIMEOUT_MS)
+                rows = [{c: row[c] for c in example.spec.columns if c in row} for row in rows]
                 found = {str(v) for row in rows for v in row.values()}
-                return all(part in found for part in example.answer.split(", "))
+                works = all(part in found for part in example.answer.split(", "))
+                return {**shown, "rows": rows, "value": None} if works else None
             value = aggregate(
                 self.db, table, example.call.name, args.column, args.where, timeout_ms=_TIMEOUT_MS
             )
         except AlmanacError:
-            return False
-        return value is not None and str(value) == example.answer
+            return None
+        works = value is not None and str(value) == example.answer
+        return {**shown, "rows": [], "value": value} if works else None
 
     def curate(self, examples: Sequence[Example]) -> list[QARecord]:
-        """The examples whose call works, as records (deduplicated by question)."""
+        """The examples whose call works, as records with the call's result (deduplicated by question)."""
         kept: dict[str, QARecord] = {}
         for example in examples:
-            if example.question not in kept and self.works(example):
-                kept[example.question] = self.record(example)
+            if example.question not in kept and (result := self.result(example)) is not None:
+                kept[example.question] = self.record(example, result)
         return list(kept.values())
 
-    def record(self, example: Example) -> QARecord:
-        """The training record: target = the call, context = one row as retrieval would show it."""
+    def record(self, example: Example, result: dict[str, Any] | None = None) -> QARecord:
+        """The training record: target = the call, context = one row as retrieval would show it, and the
+        call's result (the answer row trains reading it: finetune/training_set.py)."""
         origin = f"db://{self.db.name}/{example.spec.name.rpartition('.')[2]}"
         text = render_row(example.spec.name.rpartition(".")[2], example.row)
         ref = SourceRef(0, origin, text)
@@ -146,6 +156,7 @@ class ToolCallExamples:
             (ref,),
             target=example.call.render(),
             tools=json.dumps(self.schemas),
+            tool_result=json.dumps(result, default=str) if result is not None else "",
         )
 
 
@@ -154,17 +165,31 @@ def offered_messages(record: QARecord) -> list[Any]:
     return offer_tools(build_answer_messages(record.question, record.sources()), json.loads(record.tools))
 
 
-def correct_calls(chat: ChatModel, records: Sequence[QARecord], adapter: str | None = None) -> int:
-    """How many records the model answers with exactly the gold call (same tool and arguments)."""
-    correct = 0
+@dataclass(frozen=True, slots=True)
+class CallGrades:
+    """How a model's first replies to held-out API-call prompts compare with the gold calls."""
+
+    asked: int
+    formed: int  # a tool call that parses
+    right_tool: int  # the gold call's tool on the gold call's table
+    exact: int  # the gold call: same tool and arguments
+
+
+def grade_calls(chat: ChatModel, records: Sequence[QARecord], adapter: str | None = None) -> CallGrades:
+    """Ask each record's prompt (tools offered) once and grade the reply's call against the record's."""
+    formed = right_tool = exact = 0
     for record in records:
         reply = chat.complete(offered_messages(record), 96, adapter).text
         try:
             made, gold = parse_call(reply), parse_call(record.target)
         except AlmanacError:
             continue  # a malformed call is a wrong one
-        correct += made is not None and made == gold
-    return correct
+        if made is None or gold is None:
+            continue
+        formed += 1
+        right_tool += (made.name, made.arguments.table) == (gold.name, gold.arguments.table)
+        exact += made == gold
+    return CallGrades(len(records), formed, right_tool, exact)
 
 
 def append_examples(

@@ -17,7 +17,6 @@ import logging
 import threading
 import time
 from collections.abc import AsyncGenerator, Callable
-from dataclasses import dataclass
 from typing import Protocol
 
 from starlette.concurrency import run_in_threadpool
@@ -29,9 +28,9 @@ from almanac.core.settings import Settings
 from almanac.core.types import Completion, Hit
 from almanac.server.answering.adapter_policy import AdapterPolicy
 from almanac.server.answering.answer import Answer, Ask, Prepared, source_label, usage
-from almanac.server.answering.citation_stream import CitationFilter
 from almanac.server.answering.focus import Focused, SourceFocus, standalone_query
 from almanac.server.answering.limits import Limits
+from almanac.server.answering.streaming import End, next_piece, stream_job
 from almanac.server.answering.support import SupportChecker
 from almanac.server.answering.tool_calls import ToolCalls
 from almanac.server.chat.model_queue import ModelQueue, Slot
@@ -42,26 +41,6 @@ log = logging.getLogger(__name__)
 
 
 Search = Callable[[str, str, int, SearchFilter | None], list[Hit]]  # query, collection, top_k, where
-_TICK_S = 0.25  # a stream yields None after this long without a piece, so callers can check the client
-
-
-@dataclass(slots=True)
-class _End:
-    seconds: float
-    error: BaseException | None = None
-    text: str = ""
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    first_token_s: float = 0.0
-
-
-def _push(loop: asyncio.AbstractEventLoop, out: asyncio.Queue[str | _End], item: str | _End) -> bool:
-    """Hand an item to the event loop; False when the loop is gone (nobody is listening any more)."""
-    try:
-        loop.call_soon_threadsafe(out.put_nowait, item)
-    except RuntimeError:
-        return False
-    return True
 
 
 class ReaderModel(ChatModel, TokenCounter, AdapterLoader, Protocol):
@@ -172,7 +151,7 @@ class AnswerService:
 
     def _complete(self, prepared: Prepared) -> tuple[Completion, float]:
         started = time.perf_counter()
-        if self.tools is not None:  # streaming answers take no tools: a call cannot be shown as it streams
+        if self.tools is not None:
             completion = self.tools.complete(self.chat, prepared)
         else:
             completion = self.chat.complete(prepared.messages, prepared.max_tokens, prepared.adapter)
@@ -222,12 +201,14 @@ class AnswerService:
         error status. Leaving the iteration early sets `cancel`, which stops the generation.
         """
         cancel = cancel or threading.Event()
-        loop, pieces = asyncio.get_running_loop(), asyncio.Queue[str | _End]()
+        loop, pieces = asyncio.get_running_loop(), asyncio.Queue[str | End]()
         with self.admit(ask) as slot:  # a full queue refuses before retrieval runs
             prepared = await run_in_threadpool(self.prepare, ask)
             if prepared.answerable:
                 submitted = time.perf_counter()
-                future = slot.submit(lambda: self._stream_job(prepared, cancel, loop, pieces))
+                future = slot.submit(
+                    lambda: stream_job(self.chat, self.tools, prepared, cancel, loop, pieces)
+                )
         if not prepared.answerable:
             yield prepared
             yield self._no_sources(prepared)
@@ -235,7 +216,7 @@ class AnswerService:
         finished = False
         try:
             yield prepared
-            while not isinstance(item := await self._next(pieces), _End):
+            while not isinstance(item := await next_piece(pieces), End):
                 yield item
             if item.error is not None:
                 raise item.error
@@ -249,39 +230,3 @@ class AnswerService:
             if not finished:
                 cancel.set()
                 future.cancel()
-
-    @staticmethod
-    async def _next(pieces: asyncio.Queue[str | _End]) -> str | _End | None:
-        try:
-            return await asyncio.wait_for(pieces.get(), _TICK_S)
-        except TimeoutError:
-            return None
-
-    def _stream_job(
-        self,
-        prepared: Prepared,
-        cancel: threading.Event,
-        loop: asyncio.AbstractEventLoop,
-        out: asyncio.Queue[str | _End],
-    ) -> None:
-        """Runs on the queue's worker: pushes pieces to the event loop until done or cancelled, then the
-        token counts (counted here, off the event loop)."""
-        started, parts, error, first = time.perf_counter(), [], None, 0.0
-        markers = CitationFilter(len(prepared.hits))
-        try:
-            for piece in self.chat.stream(prepared.messages, prepared.max_tokens, prepared.adapter, cancel):
-                first = first or time.perf_counter() - started
-                parts.append(piece)
-                clean = markers.feed(piece)
-                if cancel.is_set() or (clean and not _push(loop, out, clean)):
-                    cancel.set()
-                    return
-            if rest := markers.flush():
-                _push(loop, out, rest)
-        except Exception as exc:  # handed to the request, which reports it
-            error = exc
-        seconds = time.perf_counter() - started
-        prompt = "\n".join(m.content for m in prepared.messages)
-        text = "".join(parts)
-        counts = (self.chat.count_tokens(prompt), self.chat.count_tokens(text)) if error is None else (0, 0)
-        _push(loop, out, _End(seconds, error, text, *counts, first))

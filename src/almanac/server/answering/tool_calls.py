@@ -7,13 +7,20 @@ back as a `tool` message (data, never instructions) and the model is asked again
 ``answer.max_tool_calls`` calls run per answer (0: no tools); after that the model must answer. The calls
 and their rows are kept on the Prepared, so the answer lists them and cites the rows as sources.
 
+Streamed answers take the same loop: each reply streams, but one that opens as a call (``<tool_call>`` or a
+bare ``{``) is held back until it ends; a reply that opens otherwise is the answer and its pieces pass on
+as they come.
+
     loop = ToolCalls(settings, sources)
     completion = loop.complete(chat, prepared)   # prepared.tool_calls, prepared.hits += returned rows
+    for piece in loop.stream(chat, prepared, cancel, sent): ...   # sent: every message list sent
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Generator, Iterator, Sequence
 from functools import partial
 
 from almanac.core.lookup_tool import find_call, offer_tools, strip_calls, tool_message, tool_schemas
@@ -26,6 +33,28 @@ from almanac.server.retrieval.lookup_tools import LookupTools, ToolOutcome
 from almanac.server.retrieval.source_registry import SourceRegistry
 
 log = logging.getLogger(__name__)
+_CALL_OPENING = "<tool_call>"
+
+
+def _may_be_call(text: str) -> bool:
+    """Whether a reply that begins with `text` may still turn out to be a tool call."""
+    start = text.lstrip()
+    return start.startswith((_CALL_OPENING, "{")) or _CALL_OPENING.startswith(start)
+
+
+def _answer_or_call(pieces: Iterator[str]) -> Generator[str, None, str]:
+    """Passes a reply's pieces on once it cannot be a call; returns a reply held back whole ("" when its
+    pieces were passed on)."""
+    held, passing = "", False
+    for piece in pieces:
+        if passing:
+            yield piece
+            continue
+        held += piece
+        if not _may_be_call(held):
+            passing = True
+            yield held
+    return "" if passing else held
 
 
 class ToolCalls:
@@ -77,6 +106,51 @@ class ToolCalls:
         self._add(total, final)
         total.text = strip_calls(final.text) or NO_ANSWER
         return total
+
+    def stream(
+        self,
+        chat: ChatModel,
+        prepared: Prepared,
+        cancel: threading.Event,
+        sent: list[Sequence[ChatMessage]],
+    ) -> Iterator[str]:
+        """The final answer's pieces, after at most `max_calls` tool calls made as in `complete`; every
+        message list sent to the model is appended to `sent` (for the prompt's token count)."""
+        tools = self.tools_for(prepared.collection)
+        if tools is None:
+            sent.append(prepared.messages)
+            yield from chat.stream(prepared.messages, prepared.max_tokens, prepared.adapter, cancel)
+            return
+        offered = offer_tools(prepared.messages, tool_schemas(tools.tables()))
+        exchange: list[ChatMessage] = []
+        seen: set[str] = set()
+        while True:
+            sent.append([*offered, *exchange])
+            held = yield from _answer_or_call(
+                chat.stream(sent[-1], prepared.max_tokens, prepared.adapter, cancel)
+            )
+            if not held or cancel.is_set():  # answered (its pieces passed on), or the client left
+                return
+            call = find_call(held)
+            if call is None:
+                yield held
+                return
+            if len(prepared.tool_calls) >= self.max_calls or call in seen:
+                break
+            seen.add(call)
+            outcome = tools.run(held)
+            if outcome is None:
+                yield held
+                return
+            self._record(prepared, outcome)
+            left = self.max_calls - len(prepared.tool_calls)
+            exchange += [ChatMessage("assistant", held), self._result(outcome, left)]
+        sent.append([*prepared.messages, *exchange])
+        held = yield from _answer_or_call(
+            chat.stream(sent[-1], prepared.max_tokens, prepared.adapter, cancel)
+        )
+        if held:
+            yield strip_calls(held) or NO_ANSWER
 
     @staticmethod
     def _add(total: Completion, completion: Completion) -> Completion:

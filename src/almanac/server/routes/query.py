@@ -35,7 +35,7 @@ from almanac.server.routes.schemas import (
 )
 from almanac.server.services import Services
 
-_DONE_KEYS = ("answer", "cited", "usage", "timings", "supported", "refused", "claims")
+_DONE_KEYS = ("answer", "cited", "usage", "timings", "supported", "refused", "claims", "tool_calls")
 
 router = APIRouter(tags=["query"], responses=error_responses(400, 401, 403, 404, 409, 413, 422, 429, 502))
 
@@ -160,7 +160,10 @@ async def _answer_events(
             elif isinstance(item, Answer):
                 services.metrics.observe_answer(item)
                 done = item.as_json()
-                yield sse_event({k: done[k] for k in _DONE_KEYS}, "done")
+                event = {k: done[k] for k in _DONE_KEYS}
+                if item.tool_calls:  # the rows the lookups returned follow the sources sent first
+                    event["sources"] = done["sources"]
+                yield sse_event(event, "done")
     except AlmanacError as exc:
         yield sse_event(error_body(classify(exc)[1], str(exc)), "error")
 

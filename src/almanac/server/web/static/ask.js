@@ -78,13 +78,18 @@ class TurnView {
   }
 
   showSources(data) {
-    this.hits = data.sources;
     this.model = data.adapter ? `${data.model} + ${data.adapter}` : data.model;
     this.meta.textContent = "Answering…";
-    this.sources.replaceChildren(...this.hits.map((hit, i) => sourceItem(this.sourceId(i + 1), i + 1, hit)));
+    this.listSources(data.sources);
+  }
+
+  listSources(hits) {
+    this.hits = hits;
+    this.sources.replaceChildren(...hits.map((hit, i) => sourceItem(this.sourceId(i + 1), i + 1, hit)));
   }
 
   finish(done) {
+    if (done.sources) this.listSources(done.sources); // with the rows the model's lookups returned
     this.answer.replaceChildren(...this.linked(done.answer));
     this.answer.setAttribute("aria-busy", "false");
     for (const n of done.cited) {
