@@ -59,7 +59,8 @@ def writer_for(args: argparse.Namespace, settings: Any, files: list[Path], chunk
     from almanac.finetune.teacher import build_teacher
 
     chat = None if args.teacher == "extractive" else build_teacher(settings, teacher_model(settings))
-    return build_writer(args.teacher, chat, chunks, args.seed)
+    budget = args.teacher_minutes * 60 if args.teacher_minutes > 0 else None
+    return build_writer(args.teacher, chat, chunks, args.seed, budget_s=budget)
 
 
 def page_of(source: str) -> str:

@@ -146,6 +146,19 @@ def test_fallback_tops_up_failing_model_drafts_with_extractive_ones():
     assert [d.teacher for d in writer.write(PDF_TEXT, 2)[0]] == ["model", "model"]  # both pass: no fallback
 
 
+def test_once_the_model_budget_is_spent_only_extractive_drafts_are_written():
+    chat = ScriptedChatModel()
+    good = reply(("When did the company move?", "1999"), ("What may customers do?", "return a bicycle"))
+    chat.enqueue(good, good)
+    ticks = iter([0.0, 30.0, 30.0, 70.0])  # each model write "takes" 30 then 40 seconds
+    writer = FallbackWriter(QuestionWriter(chat), ExtractiveTeacher(), budget_s=60, clock=lambda: next(ticks))
+    assert [d.teacher for d in writer.write(PDF_TEXT, 2)[0]] == ["model", "model"]
+    assert [d.teacher for d in writer.write(PDF_TEXT, 2)[0]] == ["model", "model"]  # 30 s < 60: asked
+    drafts, _ = writer.write(PDF_TEXT, 2)  # 70 s spent: the model is not asked again
+    assert drafts and {d.teacher for d in drafts} == {"extractive"} and len(chat.calls) == 2
+    assert writer.spent_s == 70.0
+
+
 def test_generation_reports_yield_per_teacher_with_the_default_writer():
     chunks = [
         ChunkRecord(1, 1, "default", "r.pdf", "page 1", PDF_TEXT, "document"),

@@ -120,3 +120,24 @@ def test_eval_save_promote_list_rollback(home, tmp_path, chunks, capsys):
     assert "* good" in capsys.readouterr().out
     assert main(["adapters", "rollback"]) == 0
     assert "base model" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("flags", "backend", "expected"),
+    [
+        ({}, "transformers", 20 * 60.0),  # the model in this process on a CPU: bounded
+        ({"teacher_minutes": 0.0}, "transformers", None),  # 0 lifts the bound
+        ({"teacher_minutes": 5.0}, "openai", 300.0),
+        ({"teacher_url": "http://127.0.0.1:8001/v1"}, "transformers", None),  # a model server: no bound
+        ({}, "openai", None),
+        ({"teacher_model": "smollm2"}, "openai", 20 * 60.0),  # a local model runs here whatever the backend
+    ],
+)
+def test_the_auto_teachers_model_budget(tmp_path: Path, flags: dict, backend: str, expected: float | None):
+    from almanac.cli.finetune_generate import teacher_budget_s
+    from almanac.core.settings import Settings
+
+    url = "http://127.0.0.1:8001/v1" if backend == "openai" else None
+    settings = Settings(home=tmp_path, chat={"backend": backend, "device": "cpu", "base_url": url})
+    args = SimpleNamespace(**{"teacher_minutes": None, "teacher_url": None, "teacher_model": None, **flags})
+    assert teacher_budget_s(args, settings) == expected  # type: ignore[arg-type]

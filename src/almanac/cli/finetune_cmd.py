@@ -7,11 +7,11 @@ handler so that `almanac --help` stays fast and the fine-tuning package never im
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 from almanac.cli.command_parser import CommandParser, examples
+from almanac.cli.finetune_generate import CPU_TEACHER_MINUTES, cmd_generate
 from almanac.core.settings import Settings
 
 _GENERATE_EXAMPLES = examples(
@@ -72,6 +72,12 @@ def _add_generate(p: argparse.ArgumentParser) -> None:
         help="who writes the questions: 'model' (the teacher model), 'extractive' (spans copied from the "
         "passage, no model), 'auto' (the model, topped up with extractive drafts where its drafts fail the "
         "answer checks; default)",
+    )
+    p.add_argument(
+        "--teacher-minutes",
+        type=float,
+        help="under --teacher auto, the model's time budget; extractive drafts after it (default: "
+        f"{CPU_TEACHER_MINUTES:g} for a model in this process on a CPU, else no limit; 0: no limit)",
     )
     p.add_argument("--teacher-api-key-env", default="OPENAI_API_KEY", help="env var holding the API key")
     p.add_argument("--questions-per-chunk", type=int, default=3, help="teacher questions per chunk")
@@ -155,66 +161,6 @@ def _add_eval(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, help="report JSON (default: next to the questions)")
     p.add_argument("--save", action="store_true", help="store the summary in the adapter's manifest")
     p.set_defaults(func=cmd_eval)
-
-
-def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
-    """Generate, curate and split a QA dataset from a collection."""
-    from almanac.cli.wiring import build_embedder, build_retriever, open_catalog
-    from almanac.finetune.curation import CurationConfig
-    from almanac.finetune.dataset_folder import DatasetFolder, build_dataset
-    from almanac.finetune.fallback_writer import build_writer
-    from almanac.finetune.generation import GenerationConfig, Generator
-    from almanac.finetune.teacher import build_teacher
-
-    collection = args.collection or settings.default_collection
-    folder = DatasetFolder(args.out or settings.home / "finetune" / collection)
-    catalog = open_catalog(settings)
-    chunks = list(catalog.iter_chunks(collection))
-    api_key = os.environ.get(args.teacher_api_key_env) if args.teacher_url else None
-    extractive_only = args.teacher == "extractive"  # no model is loaded
-    teacher = (
-        None if extractive_only else build_teacher(settings, args.teacher_model, args.teacher_url, api_key)
-    )
-    embedder = build_embedder(settings)  # one model load serves retrieval and curation
-    retriever = build_retriever(settings, catalog, embedder)
-    config = GenerationConfig(
-        args.questions_per_chunk,
-        args.rows_per_chunk,
-        args.max_chunks,
-        args.refusal_fraction,
-        args.sycophancy_fraction,
-        args.top_k,
-        args.seed,
-    )
-    curation = CurationConfig(
-        args.support_threshold, args.duplicate_threshold, args.top_k, args.max_per_source, args.seed
-    )
-    report = build_dataset(
-        folder,
-        chunks,
-        generator=Generator(
-            build_writer(args.teacher, teacher, chunks, args.seed, args.support_threshold), retriever, config
-        ),
-        embedder=embedder,
-        retriever=retriever,
-        collection=collection,
-        curation=curation,
-        validation=args.validation,
-        test=args.test,
-        force=args.force,
-        progress=sys.stderr.isatty(),
-    )
-    print(report.table())
-    if args.tool_calls:
-        from almanac.finetune.tool_call_examples import append_examples
-
-        splits = {name: folder.split(name) for name in ("train", "validation")}
-        added = append_examples(
-            splits, catalog.source_urls(), settings.server.lookup_tables, args.tool_calls, args.seed
-        )
-        print(f"API-call examples added: {added}")
-    print(f"dataset: {folder.path} (report: {folder.report})")
-    return 0
 
 
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
