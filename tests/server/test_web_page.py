@@ -7,6 +7,7 @@ Console errors fail a test: a Content-Security-Policy violation or a script erro
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 from collections.abc import Iterator
@@ -61,7 +62,7 @@ def browser() -> Iterator[Browser]:
 
 
 def _site(home: Path) -> tuple[Settings, Path]:
-    settings = make_settings(home, max_upload_bytes=MAX_UPLOAD)
+    settings = make_settings(home, max_upload_bytes=MAX_UPLOAD, lookup_tables=["samples.bikes:name,stock"])
     return settings, index_samples(settings, HashingEmbedder(settings.embedding.hashing_dimension))
 
 
@@ -171,6 +172,26 @@ def test_a_row_source_shows_the_rows_live_values(tab: Tab, site: Site) -> None:
     expect(values.locator("dt", has_text="stock")).to_have_count(1)
     expect(values.locator("dt:text-is('stock') + dd")).to_have_text("77")
     expect(row.locator(".live")).to_contain_text("Live values")
+    assert tab.errors == []
+
+
+def test_rows_a_lookup_returned_join_the_listed_sources(tab: Tab, site: Site) -> None:
+    site.chat.enqueue_tool_call("lookup", table="samples.bikes", where={"name": "Storm SL"})
+    site.chat.enqueue("The Storm SL is in stock.")
+    page = tab.page
+    with page.expect_response("**/v1/query") as streamed:
+        ask(page, "Is the Storm SL in stock?")
+    body = streamed.value.text()
+    shown = len(sources_event(body))
+    done = json.loads(body.rpartition("event: done\ndata: ")[2].partition("\n")[0])
+    assert [(c["name"], c["ok"], len(c["rows"])) for c in done["tool_calls"]] == [("lookup", True, 1)], body
+    site_answer = page.locator(".answer")
+    expect(site_answer).to_have_attribute("aria-busy", "false")
+    expect(page.locator(".source")).to_have_count(shown + 1)  # the looked-up row, after the retrieved ones
+    row = page.locator(".source").last
+    expect(row.locator(".name")).to_contain_text("bikes")
+    expect(site_answer).to_contain_text("The Storm SL is in stock")
+    expect(site_answer).not_to_contain_text("tool_call")
     assert tab.errors == []
 
 
