@@ -1,10 +1,11 @@
 """Row questions that need a lookup (counts, ranges, "which ... has the highest ..."): base vs tool-calling vs
 tool-calling + adapter, accuracy and latency.
 
-A SQLite `bikes` table (seeded, 40 rows) is written to a temp folder; the questions and gold answers come
-from finetune/tool_call_examples.py (each call executed and checked first). Every mode shows the model the
-same retrieved context, a few rows (no single row answers these); the tool modes also offer the lookup tools
-through the server's loop (server/answering/tool_calls.py), scoped to the table, at most 2 calls.
+A SQLite `bikes` table (seeded, 40 rows: colour, kind, size, weight_kg, price) is written to a temp folder;
+the questions and gold answers come from finetune/tool_call_examples.py (each call executed and checked
+first). Every mode shows the model the same retrieved context, a few rows (no single row answers these); the
+tool modes also offer the lookup tools through the server's loop (server/answering/tool_calls.py), scoped to
+the table, at most 2 calls.
 
     .venv/bin/python bench/tool_lookup.py --limit 3                       # quick check
     .venv/bin/python bench/tool_lookup.py --adapter tools --json out.json # with an adapter already trained
@@ -42,37 +43,58 @@ from almanac.server.answering.tool_calls import ToolCalls
 
 COLOURS = ("red", "green", "blue", "amber", "slate")
 KINDS = ("Trail", "Road", "City", "Gravel")
-FINISHES = ("matte", "gloss", "satin", "chrome")
-MAKES = ("Volt", "Glide", "Zip")
+SIZES = ("M", "L", "S", "XL")
+FINISHES = ("matte", "gloss", "satin", "chrome", "pearl", "carbon")
+MAKES = ("Volt", "Glide", "Zip", "Nimbus", "Kite")
+CITIES = ("Oslo", "Lyon", "Porto", "Graz", "Turku", "Ghent")
 ADAPTER = "tool-calls-bench"
 
 
 def make_table(path: Path, rows: int = 40, seed: int = 0) -> str:
-    """A seeded bikes table; returns its SQLAlchemy URL."""
+    """A seeded bikes table (some values rare); returns its SQLAlchemy URL."""
     rng = random.Random(seed)
+    pick = lambda values: rng.choices(values, weights=range(len(values), 0, -1))[0]  # noqa: E731
     with sqlite3.connect(path) as conn:
-        conn.execute("CREATE TABLE bikes (id INTEGER PRIMARY KEY, name TEXT, colour TEXT, weight_kg REAL)")
-        data = [
-            (i, f"{rng.choice(KINDS)} {i}", rng.choice(COLOURS), round(rng.uniform(7, 18), 1))
-            for i in range(1, rows + 1)
-        ]
-        conn.executemany("INSERT INTO bikes VALUES (?, ?, ?, ?)", data)
+        conn.execute(
+            "CREATE TABLE bikes (id INTEGER PRIMARY KEY, name TEXT, colour TEXT, kind TEXT, size TEXT, "
+            "weight_kg REAL, price INTEGER)"
+        )
+        data = []
+        for i in range(1, rows + 1):
+            kind = pick(KINDS)
+            colour, size = pick(COLOURS), pick(SIZES)
+            data.append(
+                (i, f"{kind} {i}", colour, kind, size, round(rng.uniform(7, 18), 1), rng.randint(4, 60) * 100)
+            )
+        conn.executemany("INSERT INTO bikes VALUES (?, ?, ?, ?, ?, ?, ?)", data)
     return f"sqlite:///{path}"
 
 
-def make_training_table(path: Path, rows: int = 30, seed: int = 7) -> TableSpec:
-    """A seeded `scooters` table in the same database, for training only."""
+def make_training_table(path: Path, rows: int = 60, seed: int = 7) -> TableSpec:
+    """A seeded `scooters` table in the same database, for training only: other columns and values than
+    `bikes`, some values rare (so "which ... have" questions arise)."""
     rng = random.Random(seed)
+    pick = lambda values: rng.choices(values, weights=range(len(values), 0, -1))[0]  # noqa: E731
     with sqlite3.connect(path) as conn:
         conn.execute(
-            "CREATE TABLE scooters (id INTEGER PRIMARY KEY, name TEXT, finish TEXT, range_km INTEGER)"
+            "CREATE TABLE scooters (id INTEGER PRIMARY KEY, name TEXT, finish TEXT, make TEXT, city TEXT, "
+            "range_km INTEGER, price INTEGER, seats INTEGER)"
         )
         data = [
-            (i, f"{rng.choice(MAKES)} {i}", rng.choice(FINISHES), rng.randint(20, 90))
+            (
+                i,
+                f"{pick(MAKES)} {i}",
+                pick(FINISHES),
+                pick(MAKES),
+                pick(CITIES),
+                rng.randint(20, 90),
+                rng.randint(300, 2400),
+                rng.choice((1, 1, 2)),
+            )
             for i in range(1, rows + 1)
         ]
-        conn.executemany("INSERT INTO scooters VALUES (?, ?, ?, ?)", data)
-    return TableSpec("shop.scooters", ("id", "name", "finish", "range_km"))
+        conn.executemany("INSERT INTO scooters VALUES (?, ?, ?, ?, ?, ?, ?, ?)", data)
+    return TableSpec("shop.scooters", ("id", "name", "finish", "make", "city", "range_km", "price", "seats"))
 
 
 def train_tool_adapter(

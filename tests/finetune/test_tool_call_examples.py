@@ -138,7 +138,7 @@ def test_adapter_trained_on_api_calls_calls_at_least_as_well_as_the_base(
     records = examples.curate(examples.generate(per_table=100, rng=random.Random(0)))
     held = [r for r in records if "amber" in r.question or "lowest id" in r.question]
     train = [r for r in records if r not in held]
-    assert len(held) >= 3 and len(train) >= 15
+    assert len(held) >= 3 and len(train) >= 8
     rows = [row for r in records for row in conversations(r)]
     texts = [m["content"] for row in rows for m in row["prompt"] + row["completion"]] + [NO_ANSWER]
     model_dir = tiny_model(tmp_path / "tiny", texts * 2)

@@ -147,7 +147,7 @@ class AnswerSettings(BaseModel):
         ge=0,
         le=10,
         description="lookups the chat model may call per answer (0: offer no tools); "
-        "offered only when the collection holds rows of server.lookup_tables (non-streamed answers)",
+        "offered only when the collection holds rows of server.lookup_tables",
     )
 
     def relevance_floor(self, embedding_model: str) -> float:

@@ -75,7 +75,8 @@ class ToolCallExamples:
         return [{c: row[c] for c in spec.columns if c in row} for row in rows]
 
     def _questions(self, spec: TableSpec, rows: list[dict[str, Any]], rng: random.Random) -> list[Example]:
-        """Counts by value, highest and lowest of numeric columns, and which rows hold a value."""
+        """Counts by value, highest and lowest of numeric columns, and which rows hold a value (no counts
+        over a column whose values are all distinct)."""
         plural, out = spec.name.rpartition(".")[2], []
         label = next((c for c in ("name", "title", "label") if c in spec.columns), spec.columns[0])
         for column in spec.columns:
@@ -94,6 +95,8 @@ class ToolCallExamples:
                 q = f"What is the lowest {column} among the {plural}?"
                 out.append(Example(q, _call("min", spec.name, column=column), str(min(values)), spec, top))
             counts = Counter(v for v in values if isinstance(v, str))
+            if len(counts) == len(values):
+                continue  # every value differs (names, codes): "how many have name X?" is always 1
             for value, n in counts.items():
                 where = {column: value}
                 q = f"How many {plural} have {column} {value}?"
