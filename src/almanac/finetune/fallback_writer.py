@@ -10,7 +10,7 @@ teacher is honest.
 
 A time budget (`budget_s`) bounds the model's share: once the model has spent it, every further passage
 gets extractive drafts only, so a CPU run over a whole corpus still ends (the 1.5B model drafts a chunk in
-about half a minute on 2 cores). The report's yield per teacher shows how the work was shared.
+most of a minute on 2 cores). The report's yield per teacher shows how the work was shared.
 
 `build_writer` is the composition the CLI uses for `--teacher model|extractive|auto`; the model's prompt
 shows a worked example taken from the corpus itself (extractive drafts about another chunk,
