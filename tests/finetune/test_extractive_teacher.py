@@ -11,7 +11,7 @@ from almanac.core.embedder import HashingEmbedder
 from almanac.core.types import ChunkRecord
 from almanac.finetune.answer_checks import PassageReader, type_fits
 from almanac.finetune.curation import answer_support
-from almanac.finetune.extractive_teacher import ExtractiveTeacher, base_verb
+from almanac.finetune.extractive_teacher import ExtractiveTeacher, base_verb, which_question
 from almanac.finetune.fallback_writer import FallbackWriter, build_writer, corpus_examples
 from almanac.finetune.generation import GenerationConfig, Generator
 from almanac.finetune.question_writer import QuestionWriter
@@ -89,6 +89,30 @@ def test_code_signatures_give_what_default_and_version_questions():
     assert ("What is the default value of the key parameter of heapq.nlargest?", "None") in pairs
     assert ("In which version was heapq.nlargest added?", "3.4") in pairs
     assert any(q == "What does heapq.nlargest do?" and a.startswith("Return a list") for q, a in pairs)
+    reverse = (
+        "Which heapq function returns a list with the n largest elements from the dataset "
+        "defined by iterable?"
+    )
+    assert (reverse, "heapq.nlargest") in answerable(CODE, "heapq", 4)  # the reverse: the name is the answer
+
+
+@pytest.mark.parametrize(
+    ("name", "description", "question"),
+    [
+        ("re.fullmatch", "If the whole string matches the pattern", None),  # not an imperative
+        (
+            "Counter.most_common",
+            "Return a list of the n most common elements",
+            "Which Counter method returns",
+        ),
+        ("shlex.join", "Concatenate the tokens of the list", "Which shlex function concatenates"),
+        ("copy", "Copy the file src to dst", "Which function copies"),
+        ("uuid.uuid4", "The same as uuid1", None),
+    ],
+)
+def test_which_questions_name_what_the_description_does(name: str, description: str, question: str | None):
+    made = which_question(name, description)
+    assert made == question if question is None else made and made.startswith(question + " ")
 
 
 def test_rows_give_attribute_lookups():

@@ -13,7 +13,8 @@ passage_units cuts a chunk into sentences, key-value lines, table rows and code 
 - ``pair`` (heading + line): "Saturday: 10:00-16:00" under "Bergen" -> 'According to "Bergen", what is
   listed for Saturday?'; ``table``: 'In the table under "Frames", what is the Size for Rider height 150 cm?';
 - ``code``: ``heapq.nlargest(n, iterable, key=None)`` + description -> "What does heapq.nlargest do?",
-  "What is the default value of the key parameter of heapq.nlargest?";
+  "Which heapq function returns a list with the n largest elements ...?" (the reverse: the name is the
+  answer), "What is the default value of the key parameter of heapq.nlargest?";
 - ``row``: a database row -> "What is the price_eur of the bikes with name Storm SL?".
 
 `ExtractiveTeacher.write(passage, n, heading)` has the question writer's signature; the heading is the
@@ -57,6 +58,8 @@ _NOT_SUBJECT = frozenset({
     "in", "on", "at", "by", "with", "however", "also", "then", "thus", "note", "see", "each", "any", "all",
     "some",
 })  # fmt: skip
+# first words of a description that are not an imperative verb ("The ...", "Like ...", "Deprecated ...")
+_NOT_VERB = _NOT_SUBJECT | frozenset({"the", "a", "an", "like", "deprecated", "new", "changed", "same"})
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 _IRREGULAR = {
     "built": "build", "won": "win", "made": "make", "began": "begin", "became": "become", "sold": "sell",
@@ -65,6 +68,27 @@ _IRREGULAR = {
 
 
 _ADD_E = ("v", "c", "g", "ir", "ur", "at", "ut", "iz")  # stems that lost an e: arriv(e)d, creat(e)d
+
+
+def third_person(verb: str) -> str:
+    """ "Return" -> "returns", "Match" -> "matches", "Copy" -> "copies" (a description's imperative)."""
+    word = verb.lower()
+    if word.endswith(("s", "sh", "ch", "x", "z", "o")):
+        return word + "es"
+    if word.endswith("y") and word[-2:-1] not in "aeiou":
+        return word[:-1] + "ies"
+    return word + "s"
+
+
+def which_question(name: str, description: str) -> str | None:
+    """ "heapq.nlargest" + "Return a list ..." -> "Which heapq function returns a list ...?"; None when
+    the description does not open with an imperative verb. A capitalised owner is a class: "method"."""
+    verb, _, rest = description.partition(" ")
+    if not verb.isalpha() or not verb[0].isupper() or verb.lower() in _NOT_VERB or len(rest.split()) < 2:
+        return None
+    owner = name.rpartition(".")[0]
+    what = "function" if not owner else f"{owner} {'method' if owner[:1].isupper() else 'function'}"
+    return f"Which {what} {third_person(verb)} {rest}?"
 
 
 def base_verb(past: str) -> str:
@@ -203,6 +227,10 @@ class ExtractiveTeacher:
                 others = [f"the same as {name}" for name in names if name != sig.name] or [description]
                 draft = QADraft(ask.format(sig.name), description, sig.line, rng.choice(others), self.name)
                 drafts.append(("code", draft))
+                reverse = None if sig.line.startswith("class ") else which_question(sig.name, description)
+                if reverse:  # wrong: another name documented here (none: the same, so no false-claim twin)
+                    wrong = rng.choice([n for n in names if n != sig.name] or [sig.name])
+                    drafts.append(("code_name", QADraft(reverse, sig.name, sig.line, wrong, self.name)))
             for param, value in _DEFAULT.findall(sig.params):
                 question = f"What is the default value of the {param} parameter of {sig.name}?"
                 wrong = {"True": "False", "False": "True", "None": "0"}.get(value, "None")
