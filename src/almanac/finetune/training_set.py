@@ -40,13 +40,17 @@ def _row(messages: list[ChatMessage], reply: str) -> Row:
     }
 
 
-def conversation(record: QARecord) -> Row:
-    """The record's first prompt-completion row in trl's conversational format (its only one, but for an
-    API-call record with a result: `conversations`)."""
+def _prompt(record: QARecord) -> list[ChatMessage]:
     messages = build_answer_messages(record.question, record.sources())
     if record.tools:  # an API-call record: the prompt offers the lookup tools, as the server's does
         messages = offer_tools(messages, json.loads(record.tools))
-    return _row(messages, record.target)
+    return messages
+
+
+def conversation(record: QARecord) -> Row:
+    """The record's first prompt-completion row in trl's conversational format (its only one, but for an
+    API-call record with a result: `conversations`)."""
+    return _row(_prompt(record), record.target)
 
 
 def conversations(record: QARecord) -> list[Row]:
@@ -54,8 +58,11 @@ def conversations(record: QARecord) -> list[Row]:
     first = conversation(record)
     if not record.tool_result:
         return [first]
-    shown = [ChatMessage(m["role"], m["content"]) for m in first["prompt"]]
-    shown += [ChatMessage("assistant", record.target), tool_message(json.loads(record.tool_result))]
+    shown = [
+        *_prompt(record),
+        ChatMessage("assistant", record.target),
+        tool_message(json.loads(record.tool_result)),
+    ]
     return [first, _row(shown, f"{record.rationale.strip()}\n{ANSWER_PREFIX} {record.answer.strip()}")]
 
 
