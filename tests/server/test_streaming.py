@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -18,6 +17,7 @@ from almanac.server.app import create_app
 from almanac.server.services import Services
 from tests.fakes import ScriptedChatModel
 from tests.server.app_fixtures import build_services
+from tests.server.sse import sse_events
 
 
 class GatedChatModel:
@@ -52,20 +52,6 @@ class GatedChatModel:
                 return
             self.produced += 1
             yield f"w{i} "
-
-
-def sse_events(lines: Iterator[str]) -> list[tuple[str, dict]]:
-    """(event, data) pairs of a text/event-stream, keep-alive comments skipped."""
-    events, name, data = [], "message", []
-    for line in lines:
-        if line.startswith("event: "):
-            name = line[7:]
-        elif line.startswith("data: "):
-            data.append(line[6:])
-        elif not line and data:
-            events.append((name, json.loads("\n".join(data))))
-            name, data = "message", []
-    return events
 
 
 def test_stream_sends_sources_then_tokens_then_done(client: TestClient, chat: ScriptedChatModel) -> None:

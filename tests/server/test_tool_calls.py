@@ -25,7 +25,7 @@ from almanac.server.retrieval.lookup_tools import LookupTools
 from tests.fakes import ScriptedChatModel
 from tests.server.app_fixtures import build_services, make_settings
 from tests.server.corpus import DOCS, index_corpus, make_shop_db
-from tests.server.test_streaming import sse_events
+from tests.server.sse import sse_events
 
 OPEN = ("id", "name", "color")  # weight_kg stays closed
 
