@@ -34,6 +34,7 @@ from almanac.server.retrieval.source_registry import SourceRegistry
 
 log = logging.getLogger(__name__)
 _CALL_OPENING = "<tool_call>"
+_ANSWERED, _CALLING_ENDS, _ASK_AGAIN = "answered", "calling ends", "ask again"  # a turn's outcome
 
 
 def _may_be_call(text: str) -> bool:
@@ -85,23 +86,16 @@ class ToolCalls:
             return chat.complete(prepared.messages, prepared.max_tokens, prepared.adapter)
         offered = offer_tools(prepared.messages, tool_schemas(tools.tables()))
         exchange: list[ChatMessage] = []  # the calls made and their results, in order
-        total, seen = Completion(""), set()
+        total, seen = Completion(""), set[str]()
         while True:
             completion = self._add(
                 total, chat.complete([*offered, *exchange], prepared.max_tokens, prepared.adapter)
             )
-            call = find_call(completion.text)
-            if call is None:
+            step = self._take_call(tools, prepared, completion.text, seen, exchange)
+            if step == _ANSWERED:
                 return total
-            if len(prepared.tool_calls) >= self.max_calls or call in seen:
+            if step == _CALLING_ENDS:
                 break
-            seen.add(call)
-            outcome = tools.run(completion.text)
-            if outcome is None:
-                return total
-            self._record(prepared, outcome)
-            left = self.max_calls - len(prepared.tool_calls)
-            exchange += [ChatMessage("assistant", completion.text), self._result(outcome, left)]
         final = chat.complete([*prepared.messages, *exchange], prepared.max_tokens, prepared.adapter)
         self._add(total, final)
         total.text = strip_calls(final.text) or NO_ANSWER
@@ -131,26 +125,38 @@ class ToolCalls:
             )
             if not held or cancel.is_set():  # answered (its pieces passed on), or the client left
                 return
-            call = find_call(held)
-            if call is None:
+            step = self._take_call(tools, prepared, held, seen, exchange)
+            if step == _ANSWERED:
                 yield held
                 return
-            if len(prepared.tool_calls) >= self.max_calls or call in seen:
+            if step == _CALLING_ENDS:
                 break
-            seen.add(call)
-            outcome = tools.run(held)
-            if outcome is None:
-                yield held
-                return
-            self._record(prepared, outcome)
-            left = self.max_calls - len(prepared.tool_calls)
-            exchange += [ChatMessage("assistant", held), self._result(outcome, left)]
         sent.append([*prepared.messages, *exchange])
         held = yield from _answer_or_call(
             chat.stream(sent[-1], prepared.max_tokens, prepared.adapter, cancel)
         )
         if held:
             yield strip_calls(held) or NO_ANSWER
+
+    def _take_call(
+        self, tools: LookupTools, prepared: Prepared, reply: str, seen: set[str], exchange: list[ChatMessage]
+    ) -> str:
+        """One turn of the loop, shared by `complete` and `stream`: _ANSWERED when `reply` makes no call,
+        _CALLING_ENDS at the limit or a repeated call, else _ASK_AGAIN once the call ran and it and its
+        result joined `exchange`."""
+        call = find_call(reply)
+        if call is None:
+            return _ANSWERED
+        if len(prepared.tool_calls) >= self.max_calls or call in seen:
+            return _CALLING_ENDS
+        seen.add(call)
+        outcome = tools.run(reply)
+        if outcome is None:
+            return _ANSWERED
+        self._record(prepared, outcome)
+        left = self.max_calls - len(prepared.tool_calls)
+        exchange += [ChatMessage("assistant", reply), self._result(outcome, left)]
+        return _ASK_AGAIN
 
     @staticmethod
     def _add(total: Completion, completion: Completion) -> Completion:
