@@ -26,6 +26,7 @@ from almanac.finetune.tool_call_examples import (
 )
 from almanac.finetune.training import TrainingConfig, train_adapter
 from almanac.finetune.training_set import conversation, conversations
+from tests.finetune.tiny_llama import save_tiny_llama
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 COLOURS = ("red", "green", "blue", "amber")
@@ -91,47 +92,6 @@ def test_append_examples_adds_to_train_and_validation(examples: ToolCallExamples
     assert all("weight_kg" not in r.tools for r in train[1:])  # only the allow-listed columns are offered
 
 
-def tiny_model(folder: Path, texts: list[str]) -> Path:
-    """A 2-layer Llama and a byte-level BPE trained on `texts` (so tool JSON takes few tokens)."""
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    specials = ["<|im_start|>", "<|im_end|>", "<pad>"]
-    alphabet = pre_tokenizers.ByteLevel.alphabet()
-    tok.train_from_iterator(
-        texts, trainers.BpeTrainer(vocab_size=1500, special_tokens=specials, initial_alphabet=alphabet)
-    )
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token=specials[0], eos_token=specials[1], pad_token=specials[2]
-    )
-    fast.chat_template = (
-        "{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\n' + m['content'] + '<|im_end|>\n' }}"
-        "{% endfor %}"
-        "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
-    )
-    config = LlamaConfig(
-        vocab_size=len(fast),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        max_position_embeddings=2048,
-        initializer_range=0.3,  # logits wide enough for LoRA to steer (0.02 leaves them near uniform)
-        bos_token_id=fast.bos_token_id,
-        eos_token_id=fast.eos_token_id,
-        pad_token_id=fast.pad_token_id,
-    )
-    torch.manual_seed(0)
-    LlamaForCausalLM(config).save_pretrained(folder)
-    fast.save_pretrained(folder)
-    return folder
-
-
 def test_adapter_trained_on_api_calls_calls_at_least_as_well_as_the_base(
     examples: ToolCallExamples, tmp_path: Path
 ) -> None:
@@ -141,7 +101,10 @@ def test_adapter_trained_on_api_calls_calls_at_least_as_well_as_the_base(
     assert len(held) >= 3 and len(train) >= 8
     rows = [row for r in records for row in conversations(r)]
     texts = [m["content"] for row in rows for m in row["prompt"] + row["completion"]] + [NO_ANSWER]
-    model_dir = tiny_model(tmp_path / "tiny", texts * 2)
+    # wider than conftest's model, and logits wide enough for LoRA to steer (0.02 leaves them near uniform)
+    model_dir = save_tiny_llama(
+        tmp_path / "tiny", texts * 2, vocab_size=1500, hidden_size=64, initializer_range=0.3
+    )
     write_records(tmp_path / "train.jsonl", train)
     write_records(tmp_path / "validation.jsonl", held)
     cfg = TrainingConfig(

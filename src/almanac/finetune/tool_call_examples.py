@@ -107,10 +107,6 @@ class ToolCallExamples:
                     out.append(Example(q, _call("lookup", spec.name, where=where), names, spec, rows[0]))
         return out
 
-    def works(self, example: Example) -> bool:
-        """Run the call against the database; True when its result holds the answer."""
-        return self.result(example) is not None
-
     def result(self, example: Example) -> dict[str, Any] | None:
         """Run the call against the database: the result as the server's tool loop shows it to the model
         (server/retrieval/lookup_tools.py), or None when the call fails or its result lacks the answer."""
